@@ -1,0 +1,43 @@
+# Two commands for a new user: `make demo` and `make test`. Each does its own set-up.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+export MPLBACKEND := agg
+export PYTHONHASHSEED := 0
+
+.PHONY: demo test lint unit docs bench clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# torch is pinned to the CPU build for the test environment; the package itself needs torch>=2.1.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[test,doc,bench]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) demo/run_demo.py --output demo_output
+
+test: $(STAMP) lint unit docs
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks tutorials docs demo
+	$(VENV)/bin/ruff format --check src tests benchmarks demo
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+# Builds the documentation with warnings as errors; myst-nb executes every tutorial on the way.
+docs: $(STAMP)
+	rm -rf docs/_build docs/generated
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf docs/_build docs/generated demo_output .pytest_cache

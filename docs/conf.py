@@ -1,0 +1,51 @@
+"""Sphinx configuration for the epiformer documentation."""
+
+from datetime import datetime
+from importlib.metadata import metadata
+
+info = metadata("epiformer")
+project = info["Name"]
+author = "the epiformer developers"
+copyright = f"{datetime.now():%Y}, {author}"
+version = release = info["Version"]
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
+    "sphinx_autodoc_typehints",
+]
+autosummary_generate = True
+autodoc_member_order = "bysource"
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = True
+typehints_defaults = "comma"
+always_document_param_types = False
+myst_enable_extensions = ["colon_fence", "dollarmath"]
+source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
+
+# Tutorials are executed on every build (and so on every `make test`); a failing cell fails the build.
+nb_execution_mode = "force"
+nb_execution_timeout = 900
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", None),
+    "anndata": ("https://anndata.readthedocs.io/en/stable/", None),
+    "mudata": ("https://mudata.readthedocs.io/en/latest/", None),
+    "scanpy": ("https://scanpy.readthedocs.io/en/stable/", None),
+    "numpy": ("https://numpy.org/doc/stable/", None),
+    "pandas": ("https://pandas.pydata.org/docs/", None),
+    "torch": ("https://docs.pytorch.org/docs/stable/", None),
+}
+# The build machines are offline: cross-references to other projects render as text.
+intersphinx_disabled_reftypes = ["*"]
+intersphinx_timeout = 1
+
+html_theme = "sphinx_book_theme"
+html_title = "epiformer"
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "tutorials/README.md"]

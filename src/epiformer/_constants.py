@@ -1,0 +1,66 @@
+"""The key registry: every name epiformer reads from or writes into AnnData / MuData, written once.
+
+Functions take these as defaults (``key_added=Key.obsm.methylgpt``), tests assert against them, and a
+newcomer finds here where each result lands.
+"""
+
+from __future__ import annotations
+
+
+class _Mod:
+    methyl = "methyl"
+    rna = "rna"
+
+
+class _Obs:
+    missing_fraction = "missing_fraction"
+    n_observed = "n_observed"
+    mean_beta = "mean_beta"
+    median_beta = "median_beta"
+    frac_intermediate = "frac_intermediate"
+    split = "split"
+
+
+class _Var:
+    missing_fraction = "missing_fraction"
+    mean_beta = "mean_beta"
+    sd_beta = "sd_beta"
+    n_probes_merged = "n_probes_merged"
+    chrom = "chrom"
+    pos = "pos"
+    start = "start"
+    end = "end"
+    strand = "strand"
+    split = "split"
+
+
+class _Obsm:
+    spatial = "spatial"
+    methylgpt = "X_methylgpt"
+
+
+class _Layers:
+    counts = "counts"
+    methylated = "methylated"
+    coverage = "coverage"
+    imputed = "methylgpt_imputed"
+
+
+class _Uns:
+    harmonize = "harmonize_probes"
+    vocab_coverage = "vocab_coverage"
+    qc = "methylation_qc"
+    read = "epiformer_read"
+    geo_series = "geo_series"
+    methylgpt = "methylgpt"
+
+
+class Key:
+    """Where epiformer writes and reads, by AnnData / MuData slot."""
+
+    mod = _Mod
+    obs = _Obs
+    var = _Var
+    obsm = _Obsm
+    layers = _Layers
+    uns = _Uns

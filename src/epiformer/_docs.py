@@ -1,0 +1,39 @@
+"""Shared parameter text for numpydoc docstrings (a Python 3.11-safe version of scanpy's ``_doc_params``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from inspect import cleandoc
+from typing import TypeVar
+
+T = TypeVar("T", bound=Callable)
+
+doc_adata = """\
+adata
+    Annotated data matrix, observations (samples, cells, spots) x variables (CpGs, genes)."""
+
+doc_layer = """\
+layer
+    Layer to read the matrix from; `None` uses `.X`."""
+
+doc_copy = """\
+copy
+    Return a modified copy instead of writing to `adata` in place."""
+
+doc_mod = """\
+mod
+    With a :class:`~mudata.MuData`, the modality to use; ignored for an :class:`~anndata.AnnData`."""
+
+doc_random_state = """\
+random_state
+    Seed (or :class:`numpy.random.Generator`) for everything random in the call."""
+
+
+def doc_params(**kwds: str) -> Callable[[T], T]:
+    """Fill ``{name}`` placeholders of a docstring with shared parameter text (braces elsewhere are doubled)."""
+
+    def dec(obj: T) -> T:
+        obj.__doc__ = cleandoc(obj.__doc__ or "").format_map(kwds)
+        return obj
+
+    return dec

@@ -1,0 +1,82 @@
+"""Small helpers shared by every sub-package: matrix access, modality selection, provenance, devices."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from anndata import AnnData
+from scipy import sparse
+
+if TYPE_CHECKING:
+    import torch
+    from mudata import MuData
+
+
+def package_version() -> str:
+    """The installed epiformer version (``"unknown"`` when run from a source tree that is not installed)."""
+    try:
+        return version("epiformer")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def get_matrix(adata: AnnData, layer: str | None = None):
+    """Return ``adata.layers[layer]`` (or ``.X`` for `None`) with a clear error when the layer is absent."""
+    if layer is None:
+        if adata.X is None:
+            msg = "`adata.X` is empty; pass `layer=` to choose the matrix."
+            raise ValueError(msg)
+        return adata.X
+    if layer not in adata.layers:
+        msg = f"Layer {layer!r} not found; available layers: {sorted(adata.layers)}."
+        raise KeyError(msg)
+    return adata.layers[layer]
+
+
+def to_dense_float(X, dtype=np.float32) -> np.ndarray:
+    """A dense ndarray copy-on-need of `X` (dense, sparse or an h5py-backed dataset) in `dtype`."""
+    if sparse.issparse(X):
+        X = X.toarray()
+    elif not isinstance(X, np.ndarray):
+        X = X[...] if hasattr(X, "shape") and not hasattr(X, "toarray") else X.toarray()
+    return np.asarray(X, dtype=dtype)
+
+
+def select_modality(data: AnnData | MuData, mod: str | None, *, default: str) -> AnnData:
+    """The AnnData to work on: `data` itself, or ``data.mod[mod or default]`` for a MuData."""
+    if isinstance(data, AnnData):
+        return data
+    name = mod or default
+    if name not in data.mod:
+        msg = f"Modality {name!r} not found in the MuData; available: {list(data.mod)}. Pass `mod=`."
+        raise KeyError(msg)
+    return data.mod[name]
+
+
+def record_params(adata: AnnData, key: str, params: dict[str, Any], **extra: Any) -> None:
+    """Write ``uns[key] = {"params": {..., "epiformer_version": ...}, **extra}``, scanpy's provenance layout."""
+    adata.uns[key] = {"params": {**params, "epiformer_version": package_version()}, **extra}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU; anything else is passed to :class:`torch.device`."""
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
+    if device != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def as_generator(random_state: int | np.random.Generator | None) -> np.random.Generator:
+    """A :class:`numpy.random.Generator` from a seed or an existing generator."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    return np.random.default_rng(random_state)

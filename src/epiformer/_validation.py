@@ -1,0 +1,73 @@
+"""Input checks that raise clear errors before anything is modified."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+
+def _first(items: Sequence, n: int = 5) -> str:
+    shown = ", ".join(repr(x) for x in list(items)[:n])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > n else "")
+
+
+def check_betas(X, *, what: str = "the data") -> None:
+    """Raise a :class:`ValueError` unless every non-missing value of `X` is a beta value in [0, 1].
+
+    Values outside [0, 1] are usually M-values (log2 ratios); the message says how to convert them.
+    """
+    values = X.data if sparse.issparse(X) else np.asarray(X)
+    if values.size == 0:
+        return
+    if np.isinf(values).any():
+        msg = f"{what} contains infinite values; beta values must be finite numbers in [0, 1] (NaN = missing)."
+        raise ValueError(msg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN input
+        lo, hi = np.nanmin(values), np.nanmax(values)
+    if np.isnan(lo):
+        return
+    if lo < 0 or hi > 1:
+        msg = (
+            f"{what} holds values in [{lo:.3g}, {hi:.3g}], outside [0, 1]: these look like M-values, not beta values. "
+            "Convert them explicitly with `ef.pp.to_beta` (or read them with `values='mvalue'`)."
+        )
+        raise ValueError(msg)
+
+
+def check_unique(names: Sequence[str] | pd.Index, *, what: str) -> None:
+    """Raise a :class:`ValueError` listing the duplicated entries of `names`."""
+    index = pd.Index(names)
+    if index.has_duplicates:
+        dups = index[index.duplicated()].unique()
+        msg = f"Duplicated {what}: {_first(list(dups))}. Every {what.rstrip('s')} must be unique."
+        raise ValueError(msg)
+
+
+def check_nonnegative(X, *, what: str = "counts") -> None:
+    """Raise a :class:`ValueError` if `X` holds negative (or non-finite) values."""
+    values = X.data if sparse.issparse(X) else np.asarray(X)
+    if values.size and not np.isfinite(values).all():
+        msg = f"{what} contains NaN or infinite values; counts must be finite and non-negative."
+        raise ValueError(msg)
+    if values.size and values.min() < 0:
+        msg = f"{what} contains negative values (minimum {values.min():.3g}); counts must be non-negative."
+        raise ValueError(msg)
+
+
+def warn_all_missing_rows(X: np.ndarray, names: Sequence[str], *, what: str = "samples") -> list[str]:
+    """Warn about rows of `X` with no observed value and return their names (they are kept, not dropped)."""
+    empty = np.isnan(X).all(axis=1) if X.shape[1] else np.ones(X.shape[0], dtype=bool)
+    bad = [str(n) for n, e in zip(names, empty, strict=True) if e]
+    if bad:
+        warnings.warn(
+            f"{len(bad)} {what} have no observed value (all NaN): {_first(bad)}. They are kept; "
+            "remove them with `adata = adata[~adata.obs_names.isin([...])]` if they should not be analysed.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return bad

@@ -1,0 +1,25 @@
+"""Datasets: real data bundled with the package and seeded synthetic generators with a known answer."""
+
+from ._real import (
+    GenomeSegment,
+    blood_gse41169,
+    geo_series_matrix_example,
+    hg19_chr22_segment,
+    hg19_cpg_islands,
+    hg19_genes,
+    pbmc_small,
+    visium_small,
+)
+from ._synthetic_methylome import synthetic_methylome
+
+__all__ = [
+    "GenomeSegment",
+    "blood_gse41169",
+    "geo_series_matrix_example",
+    "hg19_chr22_segment",
+    "hg19_cpg_islands",
+    "hg19_genes",
+    "pbmc_small",
+    "synthetic_methylome",
+    "visium_small",
+]

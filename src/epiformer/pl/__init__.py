@@ -1,0 +1,5 @@
+"""Plots: each takes `ax=` and returns the Axes (or Figure) it drew."""
+
+from ._qc import beta_distribution, missingness
+
+__all__ = ["beta_distribution", "missingness"]

@@ -1,0 +1,113 @@
+"""Explicit conversion between beta values and M-values."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from anndata import AnnData
+from scipy.special import expit
+
+from epiformer._docs import doc_copy, doc_layer, doc_params
+from epiformer._utils import get_matrix
+from epiformer._validation import check_betas
+
+#: Default offset alpha in ``M = log2((beta + alpha) / (1 - beta + alpha))``, which keeps 0 and 1 finite.
+DEFAULT_OFFSET = 1e-6
+
+
+def _mvalue(beta: np.ndarray, offset: float) -> np.ndarray:
+    beta = np.asarray(beta, dtype=np.float64)
+    return np.log2((beta + offset) / (1.0 - beta + offset))
+
+
+def _beta(m: np.ndarray, offset: float) -> np.ndarray:
+    # (2^M (1 + a) - a) / (1 + 2^M) written with the logistic function, finite for any M including +-inf
+    s = expit(np.asarray(m, dtype=np.float64) * np.log(2.0))
+    return s + offset * (2.0 * s - 1.0)
+
+
+def _check_offset(offset: float) -> None:
+    if not offset >= 0:
+        msg = f"`offset` must be a non-negative number, got {offset!r}."
+        raise ValueError(msg)
+
+
+def _apply(data, func, *, layer, copy, dtype):
+    if isinstance(data, AnnData):
+        adata = data.copy() if copy else data
+        X = get_matrix(adata, layer)
+        result = func(np.asarray(X)).astype(np.float32)
+        if layer is None:
+            adata.X = result
+        else:
+            adata.layers[layer] = result
+        return adata if copy else None
+    return func(np.asarray(data)).astype(dtype)
+
+
+@doc_params(layer=doc_layer, copy=doc_copy)
+def to_mvalue(
+    data: AnnData | np.ndarray, *, layer: str | None = None, offset: float = DEFAULT_OFFSET, copy: bool = False
+):
+    """Convert beta values to M-values, ``M = log2((beta + offset) / (1 - beta + offset))``.
+
+    Parameters
+    ----------
+    data
+        An :class:`~anndata.AnnData` holding beta values, or an array of beta values.
+    {layer}
+    offset
+        Added to numerator and denominator so that beta = 0 and beta = 1 map to finite M-values.
+    {copy}
+
+    Returns
+    -------
+    For an array, the M-values (same shape, float64 for float64 input, otherwise float32). For an AnnData,
+    `None` (the matrix is replaced in place) or, with ``copy=True``, the converted copy.
+
+    Raises
+    ------
+    ValueError
+        If any value lies outside [0, 1] (the input is not beta values).
+    """
+    _check_offset(offset)
+    X = get_matrix(data, layer) if isinstance(data, AnnData) else data
+    check_betas(X, what="The input of `to_mvalue`")
+    dtype = np.float64 if np.asarray(X).dtype == np.float64 else np.float32
+    return _apply(data, lambda x: _mvalue(x, offset), layer=layer, copy=copy, dtype=dtype)
+
+
+@doc_params(layer=doc_layer, copy=doc_copy)
+def to_beta(
+    data: AnnData | np.ndarray, *, layer: str | None = None, offset: float = DEFAULT_OFFSET, copy: bool = False
+):
+    """Convert M-values to beta values, the exact inverse of :func:`epiformer.pp.to_mvalue`.
+
+    ``beta = (2^M (1 + offset) - offset) / (1 + 2^M)``, clipped to [0, 1]; NaN stays NaN.
+
+    Parameters
+    ----------
+    data
+        An :class:`~anndata.AnnData` holding M-values, or an array of M-values.
+    {layer}
+    offset
+        The offset the M-values were computed with (0 for the plain ``log2(beta / (1 - beta))``).
+    {copy}
+
+    Returns
+    -------
+    For an array, the beta values; for an AnnData, `None` or, with ``copy=True``, the converted copy.
+    """
+    _check_offset(offset)
+    X = np.asarray(get_matrix(data, layer) if isinstance(data, AnnData) else data)
+    if X.size and np.isfinite(X).any():
+        finite = X[np.isfinite(X)]
+        if finite.min() >= 0 and finite.max() <= 1:
+            warnings.warn(
+                "Every value is already in [0, 1]; if these are beta values, `to_beta` should not be applied.",
+                UserWarning,
+                stacklevel=2,
+            )
+    dtype = np.float64 if X.dtype == np.float64 else np.float32
+    return _apply(data, lambda x: np.clip(_beta(x, offset), 0.0, 1.0), layer=layer, copy=copy, dtype=dtype)

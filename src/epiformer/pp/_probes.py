@@ -1,0 +1,159 @@
+"""Probe identifiers across platforms: EPICv2 suffix collapse, duplicate averaging, model-vocabulary alignment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+from epiformer._constants import Key
+from epiformer._docs import doc_adata, doc_layer, doc_params
+from epiformer._probe_ids import SUFFIX, collapse_suffixes
+from epiformer._utils import get_matrix, to_dense_float
+from epiformer._validation import _first, check_unique
+
+
+class HasProbes(Protocol):
+    """Anything with an ordered list of probe IDs, such as :class:`epiformer.models.MethylGPTVocab`."""
+
+    probes: Sequence[str]
+
+
+def _var_ids(adata: AnnData, var_key: str | None) -> pd.Index:
+    if var_key is None:
+        return pd.Index(adata.var_names.astype(str))
+    if var_key not in adata.var:
+        msg = f"`var_key={var_key!r}` is not a column of `adata.var` (columns: {list(adata.var.columns)})."
+        raise KeyError(msg)
+    return pd.Index(adata.var[var_key].astype(str))
+
+
+def _group_mean(X: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Column means of `X` within `groups`, ignoring NaN (NaN where a group has no observed value)."""
+    member = sparse.csr_matrix(
+        (np.ones(len(groups), dtype=np.float64), (np.arange(len(groups)), groups)), shape=(len(groups), n_groups)
+    )
+    observed = ~np.isnan(X)
+    total = np.asarray(np.where(observed, X, 0.0).astype(np.float64) @ member)
+    count = np.asarray(observed.astype(np.float64) @ member)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total / count).astype(np.float32)
+
+
+@doc_params(adata=doc_adata)
+def harmonize_probes(adata: AnnData, *, var_key: str | None = None) -> AnnData:
+    """Harmonise probe IDs across 27k / 450k / EPIC / EPICv2 arrays.
+
+    EPICv2 design suffixes collapse to the classic ID (``cg00000029_TC21`` -> ``cg00000029``), and probes that
+    then share an ID are averaged (NaN-aware: the mean of the observed replicates). The data set changes
+    shape, so a new object is returned and `adata` is left untouched.
+
+    Parameters
+    ----------
+    {adata}
+    var_key
+        Column of `adata.var` holding the probe IDs; `None` uses `adata.var_names`.
+
+    Returns
+    -------
+    A new AnnData with one variable per harmonised ID (in order of first appearance), `.X` and every layer
+    averaged, the first replicate's `var` annotations plus `var['n_probes_merged']`, and the counts in
+    `uns['harmonize_probes']` (`n_input`, `n_output`, `n_suffixed`, `n_ids_averaged`, `n_probes_averaged`).
+    """
+    raw = _var_ids(adata, var_key)
+    ids = collapse_suffixes(raw)
+    codes, uniques = pd.factorize(ids)
+    n_out = len(uniques)
+    counts = np.bincount(codes, minlength=n_out)
+    first = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
+
+    out = AnnData(
+        X=_group_mean(to_dense_float(get_matrix(adata)), codes, n_out),
+        obs=adata.obs.copy(),
+        var=adata.var.iloc[first].copy(),
+        obsm={k: v.copy() for k, v in adata.obsm.items()},
+        uns=dict(adata.uns.items()),
+    )
+    out.var_names = pd.Index(uniques, dtype=str)
+    out.var[Key.var.n_probes_merged] = counts
+    for name, layer in adata.layers.items():
+        out.layers[name] = _group_mean(to_dense_float(layer), codes, n_out)
+    out.uns[Key.uns.harmonize] = {
+        "n_input": int(len(raw)),
+        "n_output": int(n_out),
+        "n_suffixed": int(sum(SUFFIX.search(r) is not None for r in raw)),
+        "n_ids_averaged": int((counts > 1).sum()),
+        "n_probes_averaged": int(counts[counts > 1].sum()),
+    }
+    return out
+
+
+def match_vocab(names: Sequence[str] | pd.Index, probes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``(in_data, in_vocab)`` of the probes found in both `names` and the vocabulary `probes`."""
+    names = pd.Index(names)
+    check_unique(names, what="probe IDs")
+    in_vocab = pd.Index(probes).get_indexer(names)
+    found = np.flatnonzero(in_vocab >= 0)
+    return found, in_vocab[found]
+
+
+def read_columns(X, columns: np.ndarray, *, chunk_size: int = 1024) -> np.ndarray:
+    """Dense float32 ``X[:, columns]`` from an in-memory, sparse or backed (h5py) matrix, read in row chunks."""
+    out = np.empty((X.shape[0], len(columns)), dtype=np.float32)
+    for start in range(0, X.shape[0], chunk_size):
+        block = to_dense_float(X[start : start + chunk_size])
+        out[start : start + chunk_size] = block[:, columns]
+    return out
+
+
+@doc_params(adata=doc_adata, layer=doc_layer)
+def align_to_vocab(
+    adata: AnnData, vocab: HasProbes | Sequence[str], *, layer: str | None = None, var_key: str | None = None
+) -> AnnData:
+    """Put the data into a model vocabulary's CpG order, NaN where a vocabulary CpG is absent.
+
+    Parameters
+    ----------
+    {adata}
+    vocab
+        The model vocabulary: an object with a ``probes`` attribute (such as a MethylGPT vocabulary) or a
+        sequence of probe IDs in model order.
+    {layer}
+    var_key
+        Column of `adata.var` holding the probe IDs; `None` uses `adata.var_names`.
+
+    Returns
+    -------
+    A new AnnData (same `obs`, `var` = the vocabulary's probes) with the coverage in
+    `uns['vocab_coverage']`: `n_vocab`, `n_found`, `fraction_found` (of the vocabulary) and
+    `n_unused` (data CpGs that are not in the vocabulary).
+
+    Raises
+    ------
+    ValueError
+        If probe IDs are duplicated or still carry EPICv2 suffixes (run :func:`epiformer.pp.harmonize_probes`).
+    """
+    probes = pd.Index(getattr(vocab, "probes", vocab), dtype=str)
+    names = _var_ids(adata, var_key)
+    suffixed = [n for n in names if SUFFIX.search(n)]
+    if suffixed:
+        msg = (
+            f"{len(suffixed)} probe IDs carry EPICv2 suffixes ({_first(suffixed)}); collapse them first with "
+            "`adata = ef.pp.harmonize_probes(adata)`."
+        )
+        raise ValueError(msg)
+    in_data, in_vocab = match_vocab(names, probes)
+    X = np.full((adata.n_obs, len(probes)), np.nan, dtype=np.float32)
+    X[:, in_vocab] = read_columns(get_matrix(adata, layer), in_data)
+    out = AnnData(X=X, obs=adata.obs.copy(), var=pd.DataFrame(index=probes))
+    out.uns[Key.uns.vocab_coverage] = {
+        "n_vocab": int(len(probes)),
+        "n_found": int(len(in_data)),
+        "fraction_found": float(len(in_data) / max(len(probes), 1)),
+        "n_unused": int(len(names) - len(in_data)),
+    }
+    return out
