@@ -14,7 +14,6 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
-    "sphinx.ext.intersphinx",
     "sphinx_autodoc_typehints",
 ]
 autosummary_generate = True
@@ -33,18 +32,6 @@ nb_execution_timeout = 900
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 
-intersphinx_mapping = {
-    "python": ("https://docs.python.org/3", None),
-    "anndata": ("https://anndata.readthedocs.io/en/stable/", None),
-    "mudata": ("https://mudata.readthedocs.io/en/latest/", None),
-    "scanpy": ("https://scanpy.readthedocs.io/en/stable/", None),
-    "numpy": ("https://numpy.org/doc/stable/", None),
-    "pandas": ("https://pandas.pydata.org/docs/", None),
-    "torch": ("https://docs.pytorch.org/docs/stable/", None),
-}
-# The build machines are offline: cross-references to other projects render as text.
-intersphinx_disabled_reftypes = ["*"]
-intersphinx_timeout = 1
 
 html_theme = "sphinx_book_theme"
 html_title = "epiformer"

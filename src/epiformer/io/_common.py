@@ -16,7 +16,11 @@ Values = Literal["beta", "mvalue"]
 
 
 def numeric_frame(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
-    """`frame` as float, raising a :class:`ValueError` that lists the first cells that are not numbers."""
+    """A samples x CpGs `frame` as float, after checking names are unique and listing cells that are not numbers."""
+    frame.index = frame.index.astype(str)
+    frame.columns = frame.columns.astype(str)
+    check_unique(frame.index, what="sample names")
+    check_unique(frame.columns, what="probe IDs")
     bad: list[str] = []
     out = {}
     for col in frame.columns:
@@ -35,14 +39,10 @@ def numeric_frame(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
 
 
 def betas_to_anndata(frame: pd.DataFrame, *, values: Values, source: str) -> AnnData:
-    """Build AnnData (obs = samples, var = CpGs, float32 betas) from a samples x CpGs numeric frame."""
+    """Build AnnData (obs = samples, var = CpGs, float32 betas) from the output of :func:`numeric_frame`."""
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         msg = f"{source}: no data (found {frame.shape[0]} samples x {frame.shape[1]} CpGs)."
         raise ValueError(msg)
-    frame.index = frame.index.astype(str)
-    frame.columns = frame.columns.astype(str)
-    check_unique(frame.index, what="sample names")
-    check_unique(frame.columns, what="probe IDs")
     X = frame.to_numpy(dtype=np.float64)
     if values == "mvalue":
         from epiformer.pp import to_beta
