@@ -27,4 +27,4 @@ def probe_like_fraction(names: Iterable) -> float:
 
 def collapse_suffixes(names: Iterable) -> pd.Index:
     """Strip EPICv2 design suffixes: ``cg00000029_TC21`` -> ``cg00000029``; other IDs are kept."""
-    return pd.Index([SUFFIX.sub("", str(n)) for n in names])
+    return pd.Index(pd.Index(names).astype(str).str.replace(SUFFIX, "", regex=True))
