@@ -1,5 +1,6 @@
 """Plots: each takes `ax=` and returns the Axes (or Figure) it drew."""
 
+from ._prediction import prediction, training_history
 from ._qc import beta_distribution, missingness
 
-__all__ = ["beta_distribution", "missingness"]
+__all__ = ["beta_distribution", "missingness", "prediction", "training_history"]

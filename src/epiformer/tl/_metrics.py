@@ -1,0 +1,129 @@
+"""Metrics of predictions against the truth, as published for methylation clocks and disease classifiers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import stats
+
+from epiformer._constants import Key
+from epiformer._docs import doc_adata, doc_params
+from epiformer.tl._targets import Task, resolve_target
+
+
+def regression_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """MedAE, MAE, RMSE, Pearson, Spearman and R2 (the metrics of the MethylGPT age benchmarks)."""
+    from sklearn import metrics
+
+    truth, pred = np.asarray(truth, float), np.asarray(pred, float)
+    return {
+        "medae": float(metrics.median_absolute_error(truth, pred)),
+        "mae": float(metrics.mean_absolute_error(truth, pred)),
+        "rmse": float(np.sqrt(metrics.mean_squared_error(truth, pred))),
+        "pearson": float(stats.pearsonr(truth, pred)[0]) if np.ptp(pred) > 0 else float("nan"),
+        "spearman": float(stats.spearmanr(truth, pred)[0]) if np.ptp(pred) > 0 else float("nan"),
+        "r2": float(metrics.r2_score(truth, pred)),
+    }
+
+
+def classification_metrics(truth: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy and AUROC (one-vs-rest macro average beyond two classes).
+
+    `truth` holds class codes ``0 .. k-1`` and `proba` the ``(n, k)`` class probabilities.
+    """
+    from sklearn import metrics
+
+    pred = proba.argmax(axis=1)
+    present = np.unique(truth)
+    if len(present) < 2:
+        auroc = float("nan")
+    elif proba.shape[1] == 2:
+        auroc = float(metrics.roc_auc_score(truth, proba[:, 1]))
+    else:
+        auroc = float(
+            metrics.roc_auc_score(
+                truth, proba[:, present] / proba[:, present].sum(1, keepdims=True), multi_class="ovr", labels=present
+            )
+        )
+    return {
+        "accuracy": float(metrics.accuracy_score(truth, pred)),
+        "balanced_accuracy": float(metrics.balanced_accuracy_score(truth, pred)),
+        "auroc": auroc,
+    }
+
+
+@doc_params(adata=doc_adata)
+def evaluate(
+    adata: AnnData,
+    *,
+    truth: str,
+    pred: str | list[str],
+    split: str | None = "test",
+    split_key: str = Key.obs.split,
+    task: Task | str = "auto",
+) -> pd.DataFrame:
+    """Score one or more prediction columns against the truth, on the same samples.
+
+    Parameters
+    ----------
+    {adata}
+    truth
+        `obs` column with the true values or labels.
+    pred
+        `obs` column(s) written by :func:`epiformer.tl.predict`; several are scored side by side (a
+        fine-tuned model next to its baseline). For classification, the probabilities are read from
+        `obsm[f"{{pred}}_proba"]`.
+    split
+        Score only the samples whose `obs[split_key]` equals this (``"test"`` by default); `None` scores
+        every sample with a truth value.
+    split_key
+        `obs` column holding the split (see :func:`epiformer.pp.split_samples`).
+    task
+        ``"auto"``, ``"regression"`` or ``"classification"``.
+
+    Returns
+    -------
+    One row per prediction column: `n` and, for regression, `medae`, `mae`, `rmse`, `pearson`,
+    `spearman`, `r2`; for classification, `accuracy`, `balanced_accuracy`, `auroc`.
+    """
+    target = resolve_target(adata, truth, task=task)
+    rows = target.rows
+    if split is not None:
+        if split_key not in adata.obs:
+            msg = f"Did not find `adata.obs[{split_key!r}]`. Run `ef.pp.split_samples` first, or pass `split=None`."
+            raise ValueError(msg)
+        in_split = (adata.obs[split_key].iloc[rows] == split).to_numpy()
+        if not in_split.any():
+            msg = f"No sample with a {truth!r} value has `obs[{split_key!r}] == {split!r}`."
+            raise ValueError(msg)
+        rows, values = rows[in_split], target.values[in_split]
+    else:
+        values = target.values
+    table = {}
+    for key in [pred] if isinstance(pred, str) else pred:
+        if key not in adata.obs:
+            msg = f"Did not find `adata.obs[{key!r}]`. Run `ef.tl.predict(adata, predictor, key_added={key!r})` first."
+            raise ValueError(msg)
+        if target.task == "regression":
+            scores = regression_metrics(values, adata.obs[key].to_numpy(dtype=float)[rows])
+        else:
+            proba = _probabilities(adata, key, target.classes)[rows]
+            scores = classification_metrics(values, proba)
+        table[key] = {"n": len(rows), **scores}
+    return pd.DataFrame.from_dict(table, orient="index")
+
+
+def _probabilities(adata: AnnData, key: str, classes: list[str]) -> np.ndarray:
+    """Class probabilities of `key` in the order of `classes` (one-hot of the labels when none were stored)."""
+    name = f"{key}_proba"
+    if name in adata.obsm:
+        frame = pd.DataFrame(adata.obsm[name], index=adata.obs_names)
+        missing = set(classes) - set(map(str, frame.columns))
+        if missing:
+            msg = f"`obsm[{name!r}]` has no column for the classes {sorted(missing)}."
+            raise ValueError(msg)
+        frame.columns = frame.columns.astype(str)
+        return frame[classes].to_numpy(dtype=float)
+    labels = adata.obs[key].astype(str).to_numpy()
+    return (labels[:, None] == np.asarray(classes)[None, :]).astype(float)
