@@ -55,3 +55,20 @@ def test_warns_when_values_look_like_betas():
 def test_bad_offset():
     with pytest.raises(ValueError, match="offset"):
         ef.pp.to_mvalue(np.array([0.5]), offset=-1)
+
+
+def test_mudata_modality(betas):
+    import mudata as md
+
+    rna = betas.copy()
+    rna.X = rna.X * 10
+    mdata = md.MuData({"methyl": betas.copy(), "rna": rna})
+    out = ef.pp.to_mvalue(mdata, copy=True)
+    assert isinstance(out, md.MuData)
+    np.testing.assert_allclose(out.mod["methyl"].X, ef.pp.to_mvalue(betas.X), equal_nan=True)
+    np.testing.assert_array_equal(out.mod["rna"].X, rna.X)  # other modalities untouched
+    np.testing.assert_array_equal(mdata.mod["methyl"].X, betas.X)  # copy=True leaves the input alone
+    ef.pp.qc_metrics(mdata)
+    assert "missing_fraction" in mdata.mod["methyl"].obs
+    with pytest.raises(KeyError, match="Modality 'atac' not found"):
+        ef.pp.qc_metrics(mdata, mod="atac")

@@ -6,10 +6,12 @@ import warnings
 
 import numpy as np
 from anndata import AnnData
+from mudata import MuData
 from scipy.special import expit
 
-from epiformer._docs import doc_copy, doc_layer, doc_params
-from epiformer._utils import get_matrix
+from epiformer._constants import Key
+from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
+from epiformer._utils import get_matrix, select_modality
 from epiformer._validation import check_betas
 
 #: Default offset alpha in ``M = log2((beta + alpha) / (1 - beta + alpha))``, which keeps 0 and 1 finite.
@@ -33,29 +35,41 @@ def _check_offset(offset: float) -> None:
         raise ValueError(msg)
 
 
-def _apply(data, func, *, layer, copy, dtype):
-    if isinstance(data, AnnData):
-        adata = data.copy() if copy else data
-        X = get_matrix(adata, layer)
-        result = func(np.asarray(X)).astype(np.float32)
-        if layer is None:
-            adata.X = result
-        else:
-            adata.layers[layer] = result
-        return adata if copy else None
-    return func(np.asarray(data)).astype(dtype)
+def _input(data, *, mod: str | None, layer: str | None) -> np.ndarray:
+    if isinstance(data, AnnData | MuData):
+        return np.asarray(get_matrix(select_modality(data, mod, default=Key.mod.methyl), layer))
+    return np.asarray(data)
 
 
-@doc_params(layer=doc_layer, copy=doc_copy)
+def _apply(data, func, *, mod, layer, copy, dtype):
+    if not isinstance(data, AnnData | MuData):
+        return func(np.asarray(data)).astype(dtype)
+    data = data.copy() if copy else data
+    adata = select_modality(data, mod, default=Key.mod.methyl)
+    result = func(np.asarray(get_matrix(adata, layer))).astype(np.float32)
+    if layer is None:
+        adata.X = result
+    else:
+        adata.layers[layer] = result
+    return data if copy else None
+
+
+@doc_params(mod=doc_mod, layer=doc_layer, copy=doc_copy)
 def to_mvalue(
-    data: AnnData | np.ndarray, *, layer: str | None = None, offset: float = DEFAULT_OFFSET, copy: bool = False
+    data: AnnData | MuData | np.ndarray,
+    *,
+    mod: str | None = None,
+    layer: str | None = None,
+    offset: float = DEFAULT_OFFSET,
+    copy: bool = False,
 ):
     """Convert beta values to M-values, ``M = log2((beta + offset) / (1 - beta + offset))``.
 
     Parameters
     ----------
     data
-        An :class:`~anndata.AnnData` holding beta values, or an array of beta values.
+        An :class:`~anndata.AnnData` or :class:`~mudata.MuData` holding beta values, or an array of them.
+    {mod} Default ``"methyl"``.
     {layer}
     offset
         Added to numerator and denominator so that beta = 0 and beta = 1 map to finite M-values.
@@ -63,8 +77,8 @@ def to_mvalue(
 
     Returns
     -------
-    For an array, the M-values (same shape, float64 for float64 input, otherwise float32). For an AnnData,
-    `None` (the matrix is replaced in place) or, with ``copy=True``, the converted copy.
+    For an array, the M-values (same shape, float64 for float64 input, otherwise float32). For an AnnData
+    or MuData, `None` (the matrix is replaced in place) or, with ``copy=True``, the converted copy.
 
     Raises
     ------
@@ -72,15 +86,20 @@ def to_mvalue(
         If any value lies outside [0, 1] (the input is not beta values).
     """
     _check_offset(offset)
-    X = get_matrix(data, layer) if isinstance(data, AnnData) else data
+    X = _input(data, mod=mod, layer=layer)
     check_betas(X, what="The input of `to_mvalue`")
-    dtype = np.float64 if np.asarray(X).dtype == np.float64 else np.float32
-    return _apply(data, lambda x: _mvalue(x, offset), layer=layer, copy=copy, dtype=dtype)
+    dtype = np.float64 if X.dtype == np.float64 else np.float32
+    return _apply(data, lambda x: _mvalue(x, offset), mod=mod, layer=layer, copy=copy, dtype=dtype)
 
 
-@doc_params(layer=doc_layer, copy=doc_copy)
+@doc_params(mod=doc_mod, layer=doc_layer, copy=doc_copy)
 def to_beta(
-    data: AnnData | np.ndarray, *, layer: str | None = None, offset: float = DEFAULT_OFFSET, copy: bool = False
+    data: AnnData | MuData | np.ndarray,
+    *,
+    mod: str | None = None,
+    layer: str | None = None,
+    offset: float = DEFAULT_OFFSET,
+    copy: bool = False,
 ):
     """Convert M-values to beta values, the exact inverse of :func:`epiformer.pp.to_mvalue`.
 
@@ -89,7 +108,8 @@ def to_beta(
     Parameters
     ----------
     data
-        An :class:`~anndata.AnnData` holding M-values, or an array of M-values.
+        An :class:`~anndata.AnnData` or :class:`~mudata.MuData` holding M-values, or an array of them.
+    {mod} Default ``"methyl"``.
     {layer}
     offset
         The offset the M-values were computed with (0 for the plain ``log2(beta / (1 - beta))``).
@@ -97,10 +117,10 @@ def to_beta(
 
     Returns
     -------
-    For an array, the beta values; for an AnnData, `None` or, with ``copy=True``, the converted copy.
+    For an array, the beta values; for an AnnData or MuData, `None` or, with ``copy=True``, the converted copy.
     """
     _check_offset(offset)
-    X = np.asarray(get_matrix(data, layer) if isinstance(data, AnnData) else data)
+    X = _input(data, mod=mod, layer=layer)
     if X.size and np.isfinite(X).any():
         finite = X[np.isfinite(X)]
         if finite.min() >= 0 and finite.max() <= 1:
@@ -110,4 +130,4 @@ def to_beta(
                 stacklevel=2,
             )
     dtype = np.float64 if X.dtype == np.float64 else np.float32
-    return _apply(data, lambda x: np.clip(_beta(x, offset), 0.0, 1.0), layer=layer, copy=copy, dtype=dtype)
+    return _apply(data, lambda x: np.clip(_beta(x, offset), 0.0, 1.0), mod=mod, layer=layer, copy=copy, dtype=dtype)

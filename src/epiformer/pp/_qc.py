@@ -7,17 +7,19 @@ import warnings
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from mudata import MuData
 
 from epiformer._constants import Key
-from epiformer._docs import doc_adata, doc_layer, doc_params
-from epiformer._utils import get_matrix, record_params, to_dense_float
+from epiformer._docs import doc_layer, doc_mod, doc_params
+from epiformer._utils import get_matrix, record_params, select_modality, to_dense_float
 from epiformer._validation import check_betas, warn_all_missing_rows
 
 
-@doc_params(adata=doc_adata, layer=doc_layer)
+@doc_params(mod=doc_mod, layer=doc_layer)
 def qc_metrics(
-    adata: AnnData,
+    data: AnnData | MuData,
     *,
+    mod: str | None = None,
     layer: str | None = None,
     intermediate: tuple[float, float] = (0.2, 0.8),
     n_bins: int = 50,
@@ -27,7 +29,9 @@ def qc_metrics(
 
     Parameters
     ----------
-    {adata}
+    data
+        AnnData of beta values (samples x CpGs), or a MuData holding one.
+    {mod} Default ``"methyl"``.
     {layer}
     intermediate
         Bounds of the "intermediate" beta range; its per-sample fraction flags failed or mixed arrays.
@@ -38,7 +42,7 @@ def qc_metrics(
 
     Returns
     -------
-    With ``inplace=True``, `None`, and writes
+    With ``inplace=True``, `None`, and writes into the (methylation) AnnData
 
     `adata.obs`
         `missing_fraction`, `n_observed`, `mean_beta`, `median_beta`, `frac_intermediate`.
@@ -50,6 +54,7 @@ def qc_metrics(
 
     With ``inplace=False``, the two DataFrames ``(obs_metrics, var_metrics)``.
     """
+    adata = select_modality(data, mod, default=Key.mod.methyl)
     X = to_dense_float(get_matrix(adata, layer))
     check_betas(X, what="The methylation matrix")
     all_missing = warn_all_missing_rows(X, adata.obs_names)
