@@ -62,6 +62,7 @@ def test_mudata_modality(betas):
 
     rna = betas.copy()
     rna.X = rna.X * 10
+    rna.var_names = [f"gene{i}" for i in range(rna.n_vars)]
     mdata = md.MuData({"methyl": betas.copy(), "rna": rna})
     out = ef.pp.to_mvalue(mdata, copy=True)
     assert isinstance(out, md.MuData)
