@@ -53,6 +53,7 @@ class _Uns:
     read = "epiformer_read"
     geo_series = "geo_series"
     methylgpt = "methylgpt"
+    imputed = "methylgpt_imputed"
 
 
 class Key:
