@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from anndata import AnnData
 from mudata import MuData
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
