@@ -13,7 +13,8 @@ a fresh process (``_measure.py``), on the CPU, on the same seeded betas (2 % mis
   attention probabilities has no fused kernel, so epiformer computes it in checkpointed chunks of queries
   (linear memory, but the random draws are made twice); a last line shows the step with that dropout off.
 
-Then a full 49,156-CpG sample is embedded by epiformer alone (the authors' CPU path would need a
+Inference and the full sample are measured twice and the faster run is kept, since the machine may be shared;
+a training step once. Then a full 49,156-CpG sample is embedded by epiformer alone (the authors' CPU path would need a
 49,157 x 49,157 score matrix per head and layer, about 200 GB in all).
 """
 
@@ -33,6 +34,13 @@ from _measure import measure, report
 D_MODEL, N_LAYERS, N_HEADS = 64, 6, 4
 MISSING_RATE, MASK_RATIO = 0.02, 0.3
 FULL = 49_156
+#: Inference runs are repeated (each in a fresh process) and the fastest kept: the machine may be shared.
+REPEATS = 2
+
+
+def best_of(n: int, setup, run, *args) -> dict:
+    """The fastest of `n` measurements."""
+    return min((measure(setup, run, *args) for _ in range(n)), key=lambda r: r["seconds"])
 
 
 def _betas(n_samples: int, n_cpgs: int) -> np.ndarray:
@@ -176,8 +184,8 @@ def main() -> None:
         folders = {s: str(write_checkpoint(s, Path(tmp) / f"ckpt{s}")) for s in (2048, 4096, 8192)}
         for n_cpgs, n_samples in ((2048, 4), (8192, 2)):
             for job, label in (("infer_legacy", "missing attended"), ("infer_mask", "missing key-masked")):
-                ours = measure(setup_epiformer, run_epiformer, job, n_samples, folders[n_cpgs])
-                peer = measure(setup_published, run_published, job, n_samples, folders[n_cpgs])
+                ours = best_of(REPEATS, setup_epiformer, run_epiformer, job, n_samples, folders[n_cpgs])
+                peer = best_of(REPEATS, setup_published, run_published, job, n_samples, folders[n_cpgs])
                 _compare(f"inference, {n_cpgs:,} CpGs x {n_samples} samples, {label}", n_samples, ours, peer)
         train_peak = {}
         for n_cpgs, n_samples in ((2048, 4), (4096, 1), (8192, 1)):
@@ -205,7 +213,7 @@ def main() -> None:
 
         full = str(write_checkpoint(FULL, Path(tmp) / "full"))
         for job, label in (("infer_mask", 'missing="mask"'), ("infer_legacy", 'missing="legacy"')):
-            ours = measure(setup_epiformer, run_epiformer, job, 1, full)
+            ours = best_of(REPEATS, setup_epiformer, run_epiformer, job, 1, full)
             print(
                 f"full sample, {FULL:,} CpGs, ef.tl.embed {label}: {ours['seconds']:.1f} s, peak memory "
                 f"{ours['peak_mb']:.0f} MB (goal 60 s, 2 GB); methylgpt 0.1.2 not run (about 200 GB)",

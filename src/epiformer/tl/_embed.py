@@ -49,8 +49,8 @@ def embed(
     ``missing="legacy"`` every vocabulary CpG is a token and missing ones are attended with value -2, as in the
     authors' embedding tutorial and fine-tuning code: use it to reproduce published embeddings.
 
-    On a CPU, a full 49,156-CpG sample of the published d=64 model embeds in under a minute with well under
-    2 GB of memory (see ``benchmarks/bench_methylgpt.py``).
+    Memory grows linearly with the number of CpGs: a full 49,156-CpG sample of the published d = 64 model takes
+    about 200 MB and 40 s on two CPU cores (see ``benchmarks/bench_methylgpt.py``).
 
     Parameters
     ----------
