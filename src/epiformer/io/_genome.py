@@ -141,7 +141,9 @@ class Genome:
         return out
 
     def windows(self, chroms: Sequence[str], centers: Sequence[int] | np.ndarray, *, flank: int) -> np.ndarray:
-        """Codes of ``center - flank .. center + flank - 1`` for every site: shape ``(n_sites, 2 * flank)``.
+        """Codes of the ``2 * flank`` bases around every site, as an array of shape ``(n_sites, 2 * flank)``.
+
+        Window ``i`` covers positions ``centers[i] - flank`` to ``centers[i] + flank - 1``.
 
         The base at `center` sits at column `flank` (for a CpG at 1-based position ``pos``, the C is the
         middle column). Unknown chromosomes or windows past a sequence end raise a :class:`ValueError`
