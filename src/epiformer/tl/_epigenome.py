@@ -12,7 +12,7 @@ import pandas as pd
 from anndata import AnnData
 
 from epiformer._constants import Key
-from epiformer._utils import record_params, resolve_device, to_dense_float
+from epiformer._utils import progress_bar, record_params, resolve_device, to_dense_float
 from epiformer._validation import _first
 from epiformer.io._genome import Genome, as_genome, normalize_chrom, one_hot, parse_regions
 from epiformer.pp._motifs import MotifScanner, bin_frame, bin_range, jaspar_motifs
@@ -209,7 +209,6 @@ def predict_epigenome(
     sha256, window, crop, motif source).
     """
     import torch
-    from tqdm.auto import tqdm
 
     check_model(model)
     X, names = context_matrix(contexts, model)
@@ -247,7 +246,7 @@ def predict_epigenome(
     total = sum(p[-1] for p in plan)
     column, window_id = 0, 0
     try:
-        with tqdm(total=total, desc="EpiGePT windows", unit="window", disable=not progress) as bar:
+        with progress_bar(total=total, desc="EpiGePT windows", unit="window", disable=not progress) as bar:
             for chrom, _, first, n, n_windows in plan:
                 for block in range(0, n_windows, _WINDOWS_PER_BLOCK):
                     count = min(_WINDOWS_PER_BLOCK, n_windows - block)

@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from epiformer._constants import Key
-from epiformer._utils import record_params, resolve_device
+from epiformer._utils import progress_bar, record_params, resolve_device
 from epiformer._validation import _first
 from epiformer.io._genome import as_genome, encode
 from epiformer.pp._motifs import MotifScanner, jaspar_motifs
@@ -112,7 +112,6 @@ def variant_effect(
         Settings.
     """
     import torch
-    from tqdm.auto import tqdm
 
     check_model(model)
     table = _check_variants(variants)
@@ -150,7 +149,7 @@ def variant_effect(
     keep = slice(mid - flank_bins, mid + flank_bins + 1)
     try:
         rows = table[[Key.obs.chrom, Key.obs.pos, Key.obs.alt]].itertuples(index=False, name=None)
-        for i, (chrom, pos, alt) in enumerate(tqdm(list(rows), desc="variants", disable=not progress)):
+        for i, (chrom, pos, alt) in enumerate(progress_bar(list(rows), desc="variants", disable=not progress)):
             first = (pos - 1) // bs - mid
             lo = first * bs + 1 - margin
             codes = genome.fetch(chrom, lo, (first + n_bins) * bs + margin, pad=True)
@@ -162,7 +161,10 @@ def variant_effect(
             b0 = max(0, (pos - reach - 1) // bs - first)
             b1 = min(n_bins - 1, (pos + len(alt) - 1 + reach - 1) // bs - first)
             alt_motif = ref_motif.copy()
-            alt_motif[b0 : b1 + 1] = scanner.scan_codes(alt_codes[b0 * bs : (b1 + 1) * bs + 2 * margin])
+            local = scanner.scan_codes(alt_codes[b0 * bs : (b1 + 1) * bs + 2 * margin])
+            # unchanged bins keep the full-window values exactly (a shorter scan may round differently)
+            same = np.isclose(local, ref_motif[b0 : b1 + 1], rtol=0, atol=1e-4)
+            alt_motif[b0 : b1 + 1] = np.where(same, ref_motif[b0 : b1 + 1], local)
             motif_delta[i] = float(np.abs(alt_motif - ref_motif).sum())
             inner = slice(margin, margin + n_bins * bs)
             pred_ref = predict_window(model, codes[inner], ref_motif, contexts_t, batch_size)
