@@ -114,6 +114,13 @@ def test_tpm_none_and_per_observation(counts):
     tpm = summed / summed.sum(1, keepdims=True) * 1e6
     np.testing.assert_allclose(ctx.layers[Key.layers.tf_expression][:, :10], tpm[:, :10], rtol=1e-5)
 
+    from mudata import MuData
+
+    peaks = AnnData(np.ones((counts.n_obs, 2), dtype=np.float32), obs=counts.obs[[]].copy())
+    peaks.var_names = ["peak1", "peak2"]
+    mdata = MuData({"rna": counts, "atac": peaks})
+    np.testing.assert_array_equal(_run(mdata, groupby="group", tfs=TFS, unit="tpm", min_cells=5).X, ctx.X)
+
     each = _run(counts, layer=None, tfs=TFS, unit="none")
     assert each.n_obs == 30 and each.obs[Key.obs.n_cells].eq(1).all()
     np.testing.assert_allclose(each.layers[Key.layers.tf_expression][:, :10], X[:, :10])

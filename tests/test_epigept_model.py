@@ -83,6 +83,8 @@ def test_forward_shapes_and_errors():
     torch.testing.assert_close(out, again)
     with pytest.raises(ValueError, match="multiple of the 128-bp bin"):
         model(seq[..., :-1], tf)
+    with pytest.raises(ValueError, match=r"TF features must be \(batch, 64, 7 or 8\)"):
+        model(seq, tf[..., :5])
     long_seq, long_tf = _inputs(config, batch=1, n_bins=65)
     with pytest.raises(ValueError, match="exceed the 64 learned positions"):
         model(long_seq, long_tf)
@@ -197,6 +199,8 @@ def test_save_pretrained_roundtrips(tmp_path):
     assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
     again = EpiGePT.from_pretrained(directory)
     assert again.config == config
+    with pytest.raises(ValueError, match="2 `tf_names` for a model of 7 TFs"):
+        EpiGePT.from_pretrained(directory, tf_names=["A", "B"])
     with torch.no_grad():
         torch.testing.assert_close(again(seq, tf), expected, rtol=0, atol=0)
 

@@ -272,6 +272,8 @@ def test_tracks_plot(model, contexts):
     assert len(axes) == 2 and [len(a.get_lines()) for a in axes] == [2, 2]
     assert axes[0].get_ylabel() == "DNase" and axes[1].get_xlabel() == "22 position (Mb)"
     np.testing.assert_allclose(axes[0].get_lines()[1].get_ydata(), pred.layers["DNase"][2])
+    pred.uns[Key.uns.epigept]["signals"] = np.array(pred.uns[Key.uns.epigept]["signals"])  # as read from .h5ad
+    assert len(ef.pl.tracks(pred, contexts=["a"]).axes) == 8
     zoom = ef.pl.tracks(pred, region=_region(B0 + 10, 20), signals=["CTCF"], ax=plt.subplots()[1])
     assert len(zoom.axes[-1].get_lines()[0].get_xdata()) == 20
     with pytest.raises(KeyError, match="not layers"):

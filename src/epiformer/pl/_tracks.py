@@ -49,7 +49,8 @@ def tracks(
     if not isinstance(pred, AnnData) or not {Key.var.chrom, Key.var.start, Key.var.end} <= set(pred.var.columns):
         msg = "`pred` must be the AnnData returned by `ef.tl.predict_epigenome` (var: chrom, start, end)."
         raise ValueError(msg)
-    available = pred.uns.get(Key.uns.epigept, {}).get("signals") or list(pred.layers)
+    recorded = pred.uns.get(Key.uns.epigept, {}).get("signals")
+    available = [str(s) for s in recorded] if recorded is not None else list(pred.layers)
     signals = list(available if signals is None else signals)
     unknown = [s for s in signals if s not in pred.layers]
     if unknown or not signals:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -13,10 +13,13 @@ from scipy import sparse
 from scipy.stats import rankdata
 
 from epiformer._constants import Key
-from epiformer._docs import doc_adata, doc_params
-from epiformer._utils import get_matrix, record_params
+from epiformer._docs import doc_adata, doc_mod, doc_params
+from epiformer._utils import get_matrix, record_params, select_modality
 from epiformer._validation import _first, check_nonnegative
 from epiformer.pp._motifs import tf_list
+
+if TYPE_CHECKING:
+    from mudata import MuData
 
 
 def rank_mean(reference: np.ndarray) -> np.ndarray:
@@ -65,9 +68,9 @@ def _reference_target(reference: Any, tfs: list[str] | None) -> tuple[np.ndarray
     return target, tfs
 
 
-@doc_params(adata=doc_adata)
+@doc_params(adata=doc_adata, mod=doc_mod)
 def tf_context(
-    adata: AnnData,
+    adata: AnnData | MuData,
     *,
     groupby: str | None = None,
     layer: str | None = "counts",
@@ -77,6 +80,7 @@ def tf_context(
     length_key: str = "length",
     min_cells: int = 20,
     max_missing: float = 0.5,
+    mod: str | None = None,
 ) -> AnnData:
     """EpiGePT cell contexts from expression: pseudo-bulk per group, CPM/TPM, quantile normalisation, log1p.
 
@@ -115,6 +119,8 @@ def tf_context(
         Groups with fewer observations draw a warning (pseudo-bulk of few cells is noisy).
     max_missing
         Warn about contexts with more than this fraction of TFs missing.
+    {mod}
+        Default ``"rna"``.
 
     Returns
     -------
@@ -133,6 +139,7 @@ def tf_context(
     `uns['epigept_context']`
         Settings, the reference rank-mean and the TFs absent from the data.
     """
+    adata = select_modality(adata, mod, default=Key.mod.rna)
     names = None if tfs is None else tf_list(tfs)
     target, names = _reference_target(reference, names)
     if names is None:

@@ -296,7 +296,10 @@ def load_pretrained(
             raise ValueError(msg)
         config = EpiGePTConfig.from_dict(meta["config"])
         if names is not None:
-            config = config.replace(tf_names=tuple(names), n_tfs=len(names))
+            if len(names) != config.n_tfs:
+                msg = f"{len(names)} `tf_names` for a model of {config.n_tfs} TFs."
+                raise ValueError(msg)
+            config = config.replace(tf_names=tuple(names))
         model = cls(config)
         model.load_state_dict(load_file(str(weights_path)), strict=True)
         info = {**meta.get("checkpoint", {}), "path": str(path), "format": "safetensors"}

@@ -337,11 +337,18 @@ class EpiGePT(nn.Module):
         if length > self.config.max_positions:
             msg = f"{length} bins exceed the {self.config.max_positions} learned positions of this model."
             raise ValueError(msg)
-        if tf_features.shape[-1] == self.config.n_tfs != self.config.tf_dim:
-            tf_features = F.pad(tf_features, (0, self.config.tf_dim - self.config.n_tfs))
+        cfg = self.config
+        if tf_features.shape[-1] not in (cfg.n_tfs, cfg.tf_dim) or tf_features.shape[:2] != seq_embedding.shape[:2]:
+            msg = (
+                f"TF features must be (batch, {length}, {cfg.n_tfs} or {cfg.tf_dim}) to match the sequence, "
+                f"got {tuple(tf_features.shape)}."
+            )
+            raise ValueError(msg)
+        if tf_features.shape[-1] != cfg.tf_dim:
+            tf_features = F.pad(tf_features, (0, cfg.tf_dim - cfg.n_tfs))
         x = torch.cat([seq_embedding, tf_features.to(seq_embedding.dtype)], dim=2)
         x = x + self.position_embeddings[:length] + self.token_type_embedding
-        x = F.dropout(self.embed_norm(x), self.config.dropout, self.training)
+        x = F.dropout(self.embed_norm(x), cfg.dropout, self.training)
         for layer in self.layers:
             x = layer(x)
         return F.relu(self.head(x))
