@@ -74,7 +74,6 @@ def _stand_ins() -> list[tuple[Any, str]]:
 
 
 _ALLOWED = _stand_ins()
-_ALLOWED_NAMES = {name for _, name in _ALLOWED}
 
 
 def _sha256(path: Path) -> str:
