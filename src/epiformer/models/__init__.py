@@ -1,3 +1,23 @@
-"""The networks: one sub-package per model, each with its module, checkpoint loader and training module."""
+"""The networks: one sub-package per model, each with its module, checkpoint loader and training module.
 
-__all__: list[str] = []
+They need torch, so they are imported on first use (``ef.models.EpiGePT``) and ``import epiformer`` stays light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .epigept import EpiGePT, EpiGePTConfig
+
+_LAZY = {"EpiGePT": ".epigept", "EpiGePTConfig": ".epigept"}
+
+__all__: list[str] = ["EpiGePT", "EpiGePTConfig"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
