@@ -35,6 +35,43 @@ def data_layer(out: Path) -> None:
     print(f"  wrote {out / 'blood_gse41169_qc.h5ad'} and {out / 'blood_gse41169_qc.png'}")
 
 
+def epigept(out: Path) -> None:
+    """EpiGePT: PBMC cluster contexts, a random-weight checkpoint in the authors' format, 200 kb of chr22, a variant."""
+    import tempfile
+    import warnings
+
+    import pandas as pd
+    import torch
+
+    pbmc = ef.datasets.pbmc_small()
+    tfs = sorted(["CTCF", "EBF1", "ELF1", "ETS1", "IRF4", "PAX5", "SATB1", "SPI1", "TCF7", "XBP1", "YY1", "ZNF76"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 230 genes: most TFs are absent, which tf_context reports
+        contexts = ef.pp.tf_context(pbmc, groupby="RNA_snn_res.1", tfs=tfs)
+    torch.manual_seed(0)
+    config = ef.models.EpiGePTConfig(
+        conv_channels=(16, 32, 32, 48, 48), n_tfs=len(tfs), tf_dim=16, n_layers=2, n_heads=4, ffn_dim=128, tf_names=tfs
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = ef.models.EpiGePT(config).save_pretrained(Path(tmp) / "epigept_random.ckpt", format="lightning")
+        model = ef.models.EpiGePT.from_pretrained(path)
+    segment = ef.datasets.hg19_chr22_segment()
+    pred = ef.tl.predict_epigenome(contexts, model, regions="22:20600001-20800000", fasta=segment, progress=False)
+    pred.write_h5ad(out / "epigept_chr22_tracks.h5ad")
+    fig = ef.pl.tracks(pred, signals=["DNase", "CTCF", "H3K27ac"], region="22:20650001-20700000")
+    fig.savefig(out / "epigept_chr22_tracks.png", dpi=120)
+    plt.close(fig)
+    genome = ef.io.Genome(segment.fasta, region=segment.record)
+    ref = "ACGT"[genome.fetch("22", 20_700_123, 20_700_123)[0]]
+    variants = pd.DataFrame({"chrom": ["22"], "pos": [20_700_123], "ref": [ref], "alt": ["G" if ref != "G" else "A"]})
+    effect = ef.tl.variant_effect(model, variants, contexts=contexts, fasta=segment, progress=False)
+    effect.to_df().T.to_csv(out / "epigept_variant_effect.csv")
+    print(
+        f"  {contexts.n_obs} contexts x {pred.n_vars} bins x {len(pred.layers)} signals (random weights, small network)"
+    )
+    print(f"  wrote epigept_chr22_tracks.h5ad / .png and epigept_variant_effect.csv under {out}")
+
+
 def methylgpt_embedding(out: Path) -> None:
     """MethylGPT: load a checkpoint in the authors' layout (random weights here), embed and impute the blood cohort."""
     import json
@@ -63,7 +100,7 @@ def methylgpt_embedding(out: Path) -> None:
     print(f"  wrote {out / 'blood_methylgpt.h5ad'}")
 
 
-STEPS = [data_layer, methylgpt_embedding]
+STEPS = [data_layer, epigept, methylgpt_embedding]
 
 
 def main() -> None:

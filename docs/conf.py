@@ -1,7 +1,11 @@
 """Sphinx configuration for the epiformer documentation."""
 
+import warnings
 from datetime import datetime
 from importlib.metadata import metadata
+
+# sphinx-autodoc-typehints calls a Sphinx API deprecated for Sphinx 10; not our warning to act on
+warnings.filterwarnings("ignore", message=".*set_application.*")
 
 info = metadata("epiformer")
 project = info["Name"]
@@ -17,6 +21,7 @@ extensions = [
     "sphinx_autodoc_typehints",
 ]
 autosummary_generate = True
+templates_path = ["_templates"]  # classes document their own members, not those inherited from torch / sklearn
 autodoc_member_order = "bysource"
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
@@ -24,7 +29,7 @@ napoleon_use_rtype = True
 typehints_defaults = "comma"
 always_document_param_types = False
 myst_enable_extensions = ["colon_fence", "dollarmath"]
-source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 
 # Tutorials are executed on every build (and so on every `make test`); a failing cell fails the build.
 nb_execution_mode = "force"

@@ -19,6 +19,14 @@ class _Obs:
     median_beta = "median_beta"
     frac_intermediate = "frac_intermediate"
     split = "split"
+    # EpiGePT: contexts and variants
+    n_cells = "n_cells"
+    n_tfs_observed = "n_tfs_observed"
+    chrom = "chrom"
+    pos = "pos"
+    ref = "ref"
+    alt = "alt"
+    motif_delta = "motif_delta"
 
 
 class _Var:
@@ -32,6 +40,13 @@ class _Var:
     end = "end"
     strand = "strand"
     split = "split"
+    # EpiGePT: TFs, 128-bp bins, variant-effect columns
+    tf_in_data = "in_data"
+    n_motifs = "n_motifs"
+    region = "region"
+    window = "window_id"
+    context = "context"
+    signal = "signal"
 
 
 class _Obsm:
@@ -44,6 +59,12 @@ class _Layers:
     methylated = "methylated"
     coverage = "coverage"
     imputed = "methylgpt_imputed"
+    # EpiGePT: TF expression before normalisation, measured-TF mask, variant alleles, predicted signals
+    tf_expression = "expression"
+    observed = "observed"
+    ref_signal = "ref"
+    alt_signal = "alt"
+    epigept_signals = ("DNase", "CTCF", "H3K27ac", "H3K4me3", "H3K36me3", "H3K27me3", "H3K9me3", "H3K4me1")
 
 
 class _Uns:
@@ -53,6 +74,12 @@ class _Uns:
     read = "epiformer_read"
     geo_series = "geo_series"
     methylgpt = "methylgpt"
+    # EpiGePT
+    tf_context = "epigept_context"
+    motif_scores = "motif_scores"
+    epigept = "epigept"
+    variant_effect = "epigept_variant_effect"
+    # MethylGPT
     imputed = "methylgpt_imputed"
 
 

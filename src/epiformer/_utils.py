@@ -80,3 +80,14 @@ def as_generator(random_state: int | np.random.Generator | None) -> np.random.Ge
     if isinstance(random_state, np.random.Generator):
         return random_state
     return np.random.default_rng(random_state)
+
+
+def progress_bar(*args: Any, **kwargs: Any):
+    """A :func:`tqdm.auto.tqdm` progress bar, without tqdm's warning when ipywidgets is missing."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from tqdm.auto import tqdm
+
+    return tqdm(*args, **kwargs)

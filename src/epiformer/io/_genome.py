@@ -141,7 +141,9 @@ class Genome:
         return out
 
     def windows(self, chroms: Sequence[str], centers: Sequence[int] | np.ndarray, *, flank: int) -> np.ndarray:
-        """Codes of ``center - flank .. center + flank - 1`` for every site: shape ``(n_sites, 2 * flank)``.
+        """Codes of the ``2 * flank`` bases around every site, as an array of shape ``(n_sites, 2 * flank)``.
+
+        Window ``i`` covers positions ``centers[i] - flank`` to ``centers[i] + flank - 1``.
 
         The base at `center` sits at column `flank` (for a CpG at 1-based position ``pos``, the C is the
         middle column). Unknown chromosomes or windows past a sequence end raise a :class:`ValueError`
@@ -168,3 +170,57 @@ class Genome:
             msg = f"{len(bad)} windows of +-{flank} bp reach past the available sequence: {_first(bad)}."
             raise ValueError(msg)
         return out
+
+
+def as_genome(fasta: str | Path | Genome | object) -> Genome:
+    """A :class:`Genome` from a FASTA path, a :class:`Genome`, or a genome segment.
+
+    A segment is anything with `fasta`, `chrom`, `start` and `end`, such as
+    :func:`epiformer.datasets.hg19_chr22_segment`.
+    """
+    if isinstance(fasta, Genome):
+        return fasta
+    if all(hasattr(fasta, a) for a in ("fasta", "chrom", "start", "end")):
+        return Genome(fasta.fasta, region=f"{fasta.chrom}:{fasta.start}-{fasta.end}")
+    if isinstance(fasta, str | Path):
+        return Genome(fasta)
+    msg = f"`fasta` must be a FASTA path, an `ef.io.Genome` or a genome segment, not {type(fasta).__name__}."
+    raise TypeError(msg)
+
+
+def parse_regions(regions) -> list[tuple[str, int, int]]:
+    """``(chrom, start, end)`` triples (1-based, inclusive) from region strings, triples or a table.
+
+    Accepts ``"chr22:20,000,001-20,500,000"``, a ``(chrom, start, end)`` tuple, a list of either, or a
+    DataFrame with `chrom`, `start`, `end` columns.
+    """
+    import pandas as pd
+
+    if isinstance(regions, pd.DataFrame):
+        missing = {"chrom", "start", "end"} - set(regions.columns)
+        if missing:
+            msg = f"The regions table lacks columns {sorted(missing)}; it needs chrom, start, end (1-based, inclusive)."
+            raise ValueError(msg)
+        items = list(regions[["chrom", "start", "end"]].itertuples(index=False, name=None))
+    elif isinstance(regions, str) or (isinstance(regions, tuple) and len(regions) == 3 and isinstance(regions[1], int)):
+        items = [regions]
+    else:
+        items = list(regions)
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            match = _REGION.match(item.strip())
+            if match is None:
+                msg = f"Region {item!r} must look like 'chr22:20000001-20500000' (1-based, inclusive)."
+                raise ValueError(msg)
+            chrom, start, end = match["chrom"], int(match["start"].replace(",", "")), int(match["end"].replace(",", ""))
+        else:
+            chrom, start, end = str(item[0]), int(item[1]), int(item[2])
+        if start < 1 or end < start:
+            msg = f"Region {chrom}:{start}-{end} is empty or starts before position 1."
+            raise ValueError(msg)
+        out.append((chrom, start, end))
+    if not out:
+        msg = "No regions given."
+        raise ValueError(msg)
+    return out

@@ -2,5 +2,6 @@
 
 from ._prediction import prediction, training_history
 from ._qc import beta_distribution, missingness
+from ._tracks import tracks
 
-__all__ = ["beta_distribution", "missingness", "prediction", "training_history"]
+__all__ = ["beta_distribution", "missingness", "prediction", "tracks", "training_history"]
