@@ -72,7 +72,35 @@ def epigept(out: Path) -> None:
     print(f"  wrote epigept_chr22_tracks.h5ad / .png and epigept_variant_effect.csv under {out}")
 
 
-STEPS = [data_layer, epigept]
+def methylgpt_embedding(out: Path) -> None:
+    """MethylGPT: load a checkpoint in the authors' layout (random weights here), embed and impute the blood cohort."""
+    import json
+
+    import numpy as np
+    import torch
+
+    blood = ef.datasets.blood_gse41169()
+    torch.manual_seed(0)
+    vocab = ef.models.MethylGPTVocab.from_probes(sorted(blood.var_names[::10]))
+    folder = out / "methylgpt_random_checkpoint"
+    folder.mkdir(exist_ok=True)
+    torch.save(ef.models.MethylGPT(vocab).state_dict(), folder / "model.pt")  # published keys (self_attn.Wqkv.*)
+    vocab.to_json(folder / "vocab.json")
+    (folder / "args.json").write_text(json.dumps({"layer_size": 64, "nlayers": 6, "nhead": 4, "dropout": 0.1}))
+    model = ef.models.MethylGPT.from_pretrained(folder)
+    print(f"  loaded {model} from {folder}")
+    ef.tl.embed(blood, model, progress=False)
+    print(
+        f"  obsm['X_methylgpt']: {blood.obsm['X_methylgpt'].shape}; coverage {blood.uns['methylgpt']['params']['n_found']}"
+    )
+    blood.X[np.random.default_rng(0).random(blood.shape) < 0.05] = np.nan
+    ef.tl.impute(blood, model, progress=False)
+    print(f"  imputed {blood.uns['methylgpt_imputed']['n_imputed']} hidden values")
+    blood.write_h5ad(out / "blood_methylgpt.h5ad")
+    print(f"  wrote {out / 'blood_methylgpt.h5ad'}")
+
+
+STEPS = [data_layer, epigept, methylgpt_embedding]
 
 
 def main() -> None:

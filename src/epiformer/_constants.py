@@ -79,6 +79,8 @@ class _Uns:
     motif_scores = "motif_scores"
     epigept = "epigept"
     variant_effect = "epigept_variant_effect"
+    # MethylGPT
+    imputed = "methylgpt_imputed"
 
 
 class Key:

@@ -1,6 +1,7 @@
 """The networks: one sub-package per model, each with its module, checkpoint loader and training module.
 
-They need torch, so they are imported on first use (``ef.models.EpiGePT``) and ``import epiformer`` stays light.
+They need torch, so they are imported on first use (``ef.models.EpiGePT``, ``ef.models.MethylGPT``) and
+``import epiformer`` stays light.
 """
 
 from __future__ import annotations
@@ -10,10 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .epigept import EpiGePT, EpiGePTConfig
+    from .methylgpt import MethylGPT, MethylGPTVocab
 
-_LAZY = {"EpiGePT": ".epigept", "EpiGePTConfig": ".epigept"}
+_LAZY = {
+    "EpiGePT": ".epigept",
+    "EpiGePTConfig": ".epigept",
+    "MethylGPT": ".methylgpt",
+    "MethylGPTVocab": ".methylgpt",
+}
 
-__all__: list[str] = ["EpiGePT", "EpiGePTConfig"]
+__all__: list[str] = ["EpiGePT", "EpiGePTConfig", "MethylGPT", "MethylGPTVocab"]
 
 
 def __getattr__(name: str) -> Any:
