@@ -34,6 +34,11 @@ class _Var:
     split = "split"
 
 
+class _Varm:
+    seq_codes = "seq_codes"
+    gene_dist = "gene_dist"
+
+
 class _Obsm:
     spatial = "spatial"
     methylgpt = "X_methylgpt"
@@ -44,6 +49,8 @@ class _Layers:
     methylated = "methylated"
     coverage = "coverage"
     imputed = "methylgpt_imputed"
+    diluted = "diluted"
+    predicted_methylation = "predicted_methylation"
 
 
 class _Uns:
@@ -53,6 +60,8 @@ class _Uns:
     read = "epiformer_read"
     geo_series = "geo_series"
     methylgpt = "methylgpt"
+    expression_predictor = "expression_predictor"
+    dilution = "dilution"
 
 
 class Key:
@@ -61,6 +70,7 @@ class Key:
     mod = _Mod
     obs = _Obs
     var = _Var
+    varm = _Varm
     obsm = _Obsm
     layers = _Layers
     uns = _Uns

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pytest
+from scipy import sparse
+
+import epiformer as ef
+from epiformer.pp import _dilute
+
+
+def _published_rule(X: np.ndarray, retention: int, seed: int) -> np.ndarray:
+    """The reproduction study's rule, written directly: one `Generator.choice` per sample."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros_like(X)
+    for i in range(X.shape[0]):
+        row = X[i].astype(np.float64)
+        chosen = rng.choice(X.shape[1], size=retention, p=row / row.sum(), replace=True)
+        out[i, chosen] = X[i, chosen]
+    return out
+
+
+def _log_expression(n_obs=40, n_vars=300, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(rng.gamma(0.4, 4.0, n_vars), (n_obs, n_vars))
+    return np.log1p(counts).astype(np.float32)
+
+
+@pytest.mark.parametrize("as_sparse", [False, True])
+def test_legacy_matches_per_sample_choice_loop(as_sparse, monkeypatch):
+    X = _log_expression()
+    monkeypatch.setattr(_dilute, "_CHUNK_FLOATS", 3_000)  # several chunks: the random stream must carry over
+    adata = ad.AnnData(sparse.csr_matrix(X) if as_sparse else X.copy())
+    before = adata.X.copy()
+    ef.pp.dilute(adata, 150, method="legacy", layer=None, random_state=7)
+    diluted = adata.layers["diluted"]
+    assert sparse.issparse(diluted) == as_sparse
+    got = diluted.toarray() if as_sparse else diluted
+    np.testing.assert_array_equal(got, _published_rule(X, 150, 7))
+    assert got.dtype == np.float32 and (got != 0).sum() < (X != 0).sum()
+    assert ((got == X) | (got == 0)).all()  # kept genes keep their values
+    assert (adata.X != before).nnz == 0 if as_sparse else np.array_equal(adata.X, before)
+    assert adata.uns["diluted"]["params"] == {
+        "retention": 150,
+        "method": "legacy",
+        "layer": None,
+        "epiformer_version": adata.uns["diluted"]["params"]["epiformer_version"],
+    }
+    other = ef.pp.dilute(adata, 150, method="legacy", layer=None, random_state=8, copy=True)
+    assert not np.array_equal(other.layers["diluted"].toarray() if as_sparse else other.layers["diluted"], got)
+
+
+@pytest.mark.parametrize(("retention", "n_reps"), [(20, 4000), (600, 3000)])
+def test_multinomial_expected_counts_and_totals(retention, n_reps):
+    """Each sample gets exactly `retention` molecules; per-gene means and variances are multinomial."""
+    counts = np.array([0, 1, 2, 5, 10, 40, 0, 3, 100, 7, 1, 31] * 4, dtype=np.float32)  # 40 genes expressed
+    adata = ad.AnnData(sparse.csr_matrix(np.tile(counts, (n_reps, 1))))
+    adata.layers["counts"] = adata.X.copy()
+    ef.pp.dilute(adata, retention, random_state=3)
+    out = adata.layers["diluted"].toarray()
+    assert (out.sum(axis=1) == retention).all()
+    assert (out[:, counts == 0] == 0).all()
+    assert np.allclose(out, np.round(out))
+    p = counts / counts.sum()
+    expected = retention * p
+    z = (out.mean(axis=0) - expected) / np.sqrt(retention * p * (1 - p) / n_reps + 1e-12)
+    assert np.abs(z[p > 0]).max() < 5  # 40 genes, a 5-sigma departure would be a real bias
+    big = p > 0.05
+    np.testing.assert_allclose(out.var(axis=0)[big], (retention * p * (1 - p))[big], rtol=0.15)
+    assert np.corrcoef(out[:, 5], out[:, 8])[0, 1] < 0  # multinomial counts compete
+
+
+def test_multinomial_dense_and_sparse_agree_and_input_unchanged():
+    rng = np.random.default_rng(0)
+    X = rng.poisson(2.0, (30, 200)).astype(np.float32)
+    dense = ad.AnnData(X.copy(), layers={"counts": X.copy()})
+    sp = ad.AnnData(sparse.csr_matrix(X), layers={"counts": sparse.csr_matrix(X)})
+    ef.pp.dilute(dense, 100, random_state=1)
+    ef.pp.dilute(sp, 100, random_state=1)
+    assert isinstance(dense.layers["diluted"], np.ndarray)
+    assert sparse.isspmatrix_csr(sp.layers["diluted"])
+    np.testing.assert_array_equal(dense.layers["diluted"], sp.layers["diluted"].toarray())
+    np.testing.assert_array_equal(dense.layers["counts"], X)
+    np.testing.assert_array_equal(sp.layers["counts"].toarray(), X)
+    assert (dense.layers["diluted"] <= X.sum()).all() and (dense.layers["diluted"][X == 0] == 0).all()
+
+
+def test_real_visium_and_mudata():
+    visium = ef.datasets.visium_small()
+    counts = visium.layers["counts"].copy()
+    ef.pp.dilute(visium, 5)
+    diluted = visium.layers["diluted"]
+    assert sparse.issparse(diluted)
+    totals = np.asarray(diluted.sum(axis=1)).ravel()
+    has = np.asarray(counts.sum(axis=1)).ravel() > 0
+    assert (totals[has] == 5).all()
+    assert (visium.layers["counts"] != counts).nnz == 0
+    mdata = ef.datasets.synthetic_multiome(20, 12, 50, random_state=0)
+    ef.pp.dilute(mdata, 1000, random_state=0)
+    assert (mdata["rna"].layers["diluted"].sum(axis=1) == 1000).all()
+    assert "diluted" not in mdata["methyl"].layers
+
+
+def test_errors_and_empty_samples():
+    X = np.array([[0, 0, 0], [1, 2, 3]], dtype=np.float32)
+    adata = ad.AnnData(X.copy(), layers={"counts": X.copy()})
+    with pytest.warns(UserWarning, match="1 samples have no positive value"):
+        ef.pp.dilute(adata, 4)
+    np.testing.assert_array_equal(adata.layers["diluted"][0], 0)
+    assert adata.layers["diluted"][1].sum() == 4
+    with pytest.raises(ValueError, match="method"):
+        ef.pp.dilute(adata, 4, method="binomial")
+    with pytest.raises(ValueError, match="positive integer"):
+        ef.pp.dilute(adata, 0)
+    with pytest.raises(ValueError, match="positive integer"):
+        ef.pp.dilute(adata, 2.5)
+    negative = ad.AnnData(-X, layers={"counts": -X})
+    with pytest.raises(ValueError, match="negative"):
+        ef.pp.dilute(negative, 4)
+    assert "diluted" not in negative.layers
+    with pytest.raises(KeyError, match="Layer 'raw' not found"):
+        ef.pp.dilute(adata, 4, layer="raw")
+
+
+def test_distinct_positions_are_uniform_subsets():
+    rng = np.random.default_rng(0)
+    n_groups = 20_000
+    size = np.full(n_groups, 5)
+    k = np.full(n_groups, 2)
+    k[:10] = 5  # whole populations, which need re-draws
+    group, value = _dilute._distinct_positions(size, k, rng)
+    assert np.array_equal(np.bincount(group, minlength=n_groups), k)
+    order = np.argsort(group, kind="stable")
+    group, value = group[order], value[order]
+    pairs = value[10 * 5 :].reshape(-1, 2)
+    assert (pairs[:, 0] != pairs[:, 1]).all()
+    assert all(sorted(value[group == g]) == [0, 1, 2, 3, 4] for g in range(10))
+    frequency = np.bincount(np.sort(pairs, axis=1) @ [5, 1], minlength=25)
+    observed = frequency[frequency > 0]
+    assert len(observed) == 10 and np.abs(observed / len(pairs) - 0.1).max() < 0.01
