@@ -15,125 +15,157 @@ from epiformer._validation import check_nonnegative
 
 DiluteMethod = Literal["multinomial", "legacy"]
 
-#: Floats held at once by the chunked legacy rule (32 MB).
-_CHUNK_FLOATS = 1 << 22
+#: Floats held at once by the chunked legacy rule (2 MB per array: small chunks keep the search in cache).
+_CHUNK_FLOATS = 1 << 18
+#: Entries handled at once by the multinomial draws, so that their tables stay in cache.
+_CACHE_ENTRIES = 1 << 16
+#: Largest molecule table (per chunk of rows) built for integer counts; beyond, cumulative sums are searched.
+_MAX_MOLECULES = 1 << 22
 
 
-def _distinct_positions(size: np.ndarray, k: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """For each group ``i``, `k[i]` distinct integers drawn uniformly from ``[0, size[i])`` (a uniform k-subset).
+def _row_chunks(sizes: np.ndarray, budget: int):
+    """Consecutive ``(lo, hi)`` row ranges whose `sizes` add up to about `budget` (at least one row each)."""
+    bounds = np.searchsorted(np.cumsum(sizes), np.arange(budget, int(sizes.sum()) + budget, budget), side="right")
+    lo = 0
+    for hi in bounds:
+        hi = min(max(int(hi), lo + 1), len(sizes))
+        if hi > lo:
+            yield lo, hi
+            lo = hi
+    if lo < len(sizes):
+        yield lo, len(sizes)
 
-    Returns ``(group, value)`` arrays. The first `k` distinct values of an i.i.d. uniform sequence form a
-    uniformly random k-subset, so a few extra draws per group are taken and the first distinct ones kept;
-    groups left short are drawn again.
+
+def multinomial_rows(
+    weights: np.ndarray, indptr: np.ndarray, n_draws: int, rng: np.random.Generator, *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """One multinomial draw of `n_draws` per row of a CSR-like layout, over non-negative `weights`.
+
+    Rows are the slices ``indptr[i]:indptr[i + 1]`` of `weights`; returns the count of each entry (in `out`
+    when given, else int64), summing to `n_draws` in every row of positive total. Integer weights (counts)
+    are expanded into their molecules and each draw picks a molecule uniformly (a table look-up); other
+    weights are searched on their cumulative sums. Rows go a few at a time, so the tables stay in cache, with
+    all their draws at once.
     """
-    groups, values = [], []
-    todo = np.flatnonzero(k > 0)
-    need = k.astype(np.int64).copy()
-    while todo.size:
-        n_draw = need[todo] + need[todo] // 8 + 8
-        group = np.repeat(todo, n_draw)
-        value = rng.integers(0, size[group])
-        _, first = np.unique(group * (int(size.max()) + 1) + value, return_index=True)
-        first.sort()
-        group, value = group[first], value[first]
-        start = np.searchsorted(group, todo)
-        rank = np.arange(len(group)) - np.repeat(start, np.diff(np.append(start, len(group))))
-        keep = rank < need[group]
-        groups.append(group[keep])
-        values.append(value[keep])
-        got = np.bincount(group[keep], minlength=len(need))
-        short = todo[got[todo] < need[todo]]
-        need[todo] = 0
-        need[short] = k[short]
-        if short.size:  # start those groups afresh so their draws stay one uniform subset
-            drop = np.isin(groups[-1], short)
-            groups[-1], values[-1] = groups[-1][~drop], values[-1][~drop]
-        todo = short
-    return np.concatenate(groups), np.concatenate(values)
-
-
-def _categorical(weights: np.ndarray, indptr: np.ndarray, total: np.ndarray, rows: np.ndarray, rng) -> np.ndarray:
-    """One categorical draw (an entry index, probability proportional to `weights`) within each listed row."""
-    cum = np.cumsum(weights)
-    before = np.concatenate([[0.0], cum])[indptr[:-1]]
-    entry = np.searchsorted(cum, before[rows] + rng.random(len(rows)) * total[rows], side="right")
-    return np.clip(entry, indptr[rows], indptr[rows + 1] - 1)
-
-
-def multinomial_rows(weights: np.ndarray, indptr: np.ndarray, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    """One multinomial draw of `n_draws` per row of a CSR-like layout, over positive `weights`.
-
-    Rows are the slices ``indptr[i]:indptr[i + 1]`` of `weights` (all > 0); returns the count of each entry
-    (int64), summing to `n_draws` in every row with entries. Exact and vectorised over all rows. With fewer
-    draws than entries, the draws are made one by one (categorical). Otherwise each entry gets
-    ``Poisson(n_draws * w / W)`` (a Poisson process conditioned on its total is multinomial), then rows that
-    drew too many lose a uniformly random subset of their molecules and rows that drew too few get the
-    missing molecules as extra categorical draws.
-    """
-    n_rows = len(indptr) - 1
-    lengths = np.diff(indptr)
-    active = np.flatnonzero(lengths > 0)
-    row = np.repeat(np.arange(n_rows), lengths)
-    total = np.bincount(row, weights=weights, minlength=n_rows)
-    if n_draws * len(active) <= len(weights):
-        draws = _categorical(weights, indptr, total, np.repeat(active, n_draws), rng)
-        return np.bincount(draws, minlength=len(weights))
-    counts = rng.poisson(n_draws * weights / total[row])
-    drawn = np.zeros(n_rows, dtype=np.int64)
-    drawn[active] = np.add.reduceat(counts, indptr[active])
-    over = active[drawn[active] > n_draws]
-    if over.size:
-        cum = np.cumsum(counts)
-        before = np.concatenate([[0], cum])[indptr[:-1]]
-        group, value = _distinct_positions(drawn[over], drawn[over] - n_draws, rng)
-        entry = np.searchsorted(cum, before[over][group] + value, side="right")
-        counts -= np.bincount(entry, minlength=len(counts))
-    under = active[drawn[active] < n_draws]
-    if under.size:
-        extra = _categorical(weights, indptr, total, np.repeat(under, n_draws - drawn[under]), rng)
-        counts += np.bincount(extra, minlength=len(counts))
+    counts = np.zeros(len(weights), dtype=np.int64) if out is None else out
+    for lo, hi in _row_chunks(np.diff(indptr), _CACHE_ENTRIES):
+        start, stop = indptr[lo], indptr[hi]
+        chunk = weights[start:stop]
+        local = indptr[lo : hi + 1] - start
+        totals = np.add.reduceat(chunk, local[:-1]) if len(chunk) else np.zeros(hi - lo)
+        totals = np.where(local[1:] > local[:-1], totals, 0)
+        rows = np.flatnonzero(totals > 0)
+        if not rows.size:
+            continue
+        if totals.sum() <= _MAX_MOLECULES and np.all(chunk == np.floor(chunk)):
+            owner = np.repeat(np.arange(len(chunk), dtype=np.int32), chunk.astype(np.int64))
+            first = np.concatenate([[0], np.cumsum(totals.astype(np.int64))[:-1]]).astype(np.int32)
+            position = rng.random((rows.size, n_draws))
+            position *= totals[rows, None]  # a uniform molecule: floor(u * total), bias below 2**-30
+            molecule = position.astype(np.int32)
+            np.minimum(molecule, (totals[rows] - 1).astype(np.int32)[:, None], out=molecule)
+            molecule += first[rows, None]
+            entry = owner[molecule]
+        else:
+            cum = np.cumsum(chunk, dtype=np.float64)
+            before = np.concatenate([[0.0], cum])[local[:-1]][rows, None]
+            position = before + rng.random((rows.size, n_draws)) * totals[rows, None]
+            entry = np.minimum(np.searchsorted(cum, position, side="right"), local[1:][rows, None] - 1)
+        counts[start:stop] = np.bincount(entry.ravel(), minlength=len(chunk))
     return counts
 
 
-def _dilute_multinomial(X, retention: int, rng: np.random.Generator):
+def _kept_entries(csr: sparse.csr_matrix, data: np.ndarray, keep: np.ndarray) -> sparse.csr_matrix:
+    """A CSR matrix with the entries of `csr` where `keep`, holding `data` there (the input is not touched)."""
+    per_row = np.add.reduceat(keep, csr.indptr[:-1]) if len(keep) else np.zeros(csr.shape[0])
+    per_row = np.where(np.diff(csr.indptr) > 0, per_row, 0)
+    indptr = np.concatenate([[0], np.cumsum(per_row)]).astype(csr.indptr.dtype)
+    return sparse.csr_matrix((data[keep], csr.indices[keep], indptr), shape=csr.shape)
+
+
+def _canonical(X) -> sparse.csr_matrix:
     csr = sparse.csr_matrix(X) if not sparse.issparse(X) else X.tocsr()
-    values = np.asarray(csr.data, dtype=np.float64)
-    if values.size and values.min() > 0:
-        counts = multinomial_rows(values, csr.indptr, retention, rng).astype(X.dtype)
-    else:
-        positive = np.flatnonzero(values > 0)
-        rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))[positive]
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=csr.shape[0]))])
-        counts = np.zeros(len(values), dtype=X.dtype)
-        counts[positive] = multinomial_rows(values[positive], indptr, retention, rng)
-    out = sparse.csr_matrix((counts, csr.indices.copy(), csr.indptr.copy()), shape=csr.shape)
-    out.eliminate_zeros()
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
+    return csr
+
+
+def _dilute_multinomial(X, retention: int, rng: np.random.Generator):
+    csr = _canonical(X)
+    counts = np.zeros(csr.nnz, dtype=X.dtype)
+    multinomial_rows(csr.data, csr.indptr, retention, rng, out=counts)  # non-negative: checked by `dilute`
+    out = _kept_entries(csr, counts, counts > 0)
     return out if sparse.issparse(X) else out.toarray()
+
+
+def _search_right(cdf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """For each draw ``u[r, k]``, the first entry of row r's non-decreasing `cdf` segment that exceeds it.
+
+    The same answer as ``np.searchsorted(cdf_row, u[r], side="right")`` (as a flat index into `cdf`),
+    vectorised over rows: a guide table (for each of ``2 * max(lengths)`` buckets of [0, 1), how many
+    entries of the row lie in earlier buckets) gives a start at or before the answer (looked up one bucket
+    early, so rounding cannot overshoot), then every draw steps forward while ``cdf <= u``.
+    """
+    n_rows, n_buckets = len(lengths), 2 * int(lengths.max())
+    bucket = np.minimum((cdf * n_buckets).astype(np.int64), n_buckets - 1) + 1
+    bucket += np.repeat(np.arange(n_rows) * (n_buckets + 1), lengths)
+    guide = np.bincount(bucket, minlength=n_rows * (n_buckets + 1)).reshape(n_rows, n_buckets + 1)
+    guide = np.cumsum(guide, axis=1, dtype=np.int64)  # guide[r, b]: entries of row r in buckets before b
+    scaled = u * n_buckets
+    scaled -= 1.0
+    start = scaled.astype(np.int32)
+    np.maximum(start, 0, out=start)
+    index = np.take_along_axis(guide, start, axis=1)
+    np.minimum(index, (lengths - 1)[:, None], out=index)
+    index += offsets[:, None]
+    index = index.ravel()
+    flat_u = u.ravel()
+    active = np.flatnonzero(cdf[index] <= flat_u)
+    while active.size:
+        index[active] += 1
+        active = active[cdf[index[active]] <= flat_u[active]]
+    return index
 
 
 def _dilute_legacy(X, retention: int, rng: np.random.Generator):
     """Per sample: draw `retention` genes with probability value / row sum; keep drawn genes' values, zero others.
 
-    Uses exactly the uniforms, cumulative sums and search of :meth:`numpy.random.Generator.choice` with `p`
-    and ``replace=True``, so it reproduces a per-sample ``rng.choice`` loop draw for draw.
+    Uses exactly the uniforms, probabilities, cumulative sums and comparisons of
+    :meth:`numpy.random.Generator.choice` with `p` and ``replace=True`` on the dense float64 row, so it
+    reproduces a per-sample ``rng.choice`` loop draw for draw. Only genes with a positive value can be drawn
+    (a zero adds nothing to a cumulative sum), so everything after the row sum runs over those.
     """
-    n_obs, n_vars = X.shape
+    csr = _canonical(X)
+    n_obs, n_vars = csr.shape
+    keep = np.zeros(csr.nnz, dtype=bool)
     step = max(1, min(_CHUNK_FLOATS // max(n_vars, 1), _CHUNK_FLOATS // max(retention, 1)))
-    parts = []
-    for start in range(0, n_obs, step):
-        chunk = X[start : start + step]
-        dense = np.asarray(chunk.toarray() if sparse.issparse(chunk) else chunk, dtype=np.float64)
-        totals = dense.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cdf = np.cumsum(dense / totals[:, None], axis=1)
-            cdf /= cdf[:, -1:]
-        uniform = rng.random((len(dense), retention))
-        mask = np.zeros(dense.shape, dtype=bool)
-        for i in np.flatnonzero(totals > 0):
-            mask[i, np.searchsorted(cdf[i], uniform[i], side="right")] = True
-        kept = np.where(mask, chunk.toarray() if sparse.issparse(chunk) else chunk, 0).astype(X.dtype)
-        parts.append(sparse.csr_matrix(kept) if sparse.issparse(X) else kept)
-    return sparse.vstack(parts, format="csr") if sparse.issparse(X) else np.concatenate(parts)
+    for lo in range(0, n_obs, step):
+        hi = min(lo + step, n_obs)
+        totals = csr[lo:hi].toarray().astype(np.float64).sum(axis=1)  # the dense row sum of `row / row.sum()`
+        uniform = rng.random((hi - lo, retention))
+        start = csr.indptr[lo]
+        values = csr.data[start : csr.indptr[hi]].astype(np.float64)
+        row = np.repeat(np.arange(hi - lo), np.diff(csr.indptr[lo : hi + 1]))
+        positive = np.flatnonzero(values > 0)
+        if not positive.size:
+            continue
+        nz_row = row[positive]
+        lengths = np.bincount(nz_row, minlength=hi - lo)
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        rank = np.arange(len(positive)) - offsets[nz_row]
+        padded = np.zeros((hi - lo, int(lengths.max())))
+        padded[nz_row, rank] = values[positive] / totals[nz_row]
+        cdf = np.cumsum(padded, axis=1)  # sequential sums: equal to the dense cumsum at these genes
+        last = cdf[np.arange(hi - lo), np.maximum(lengths - 1, 0)]
+        cdf /= np.where(lengths > 0, last, 1.0)[:, None]
+        usable = np.flatnonzero(lengths)
+        if usable.size < len(lengths):
+            offsets, lengths, uniform = offsets[usable], lengths[usable], uniform[usable]
+        entry = _search_right(cdf[nz_row, rank], offsets, lengths, uniform)
+        keep[start + positive[entry]] = True
+    out = _kept_entries(csr, csr.data, keep)
+    return out if sparse.issparse(X) else out.toarray()
 
 
 @doc_params(layer=doc_layer, mod=doc_mod, random_state=doc_random_state, copy=doc_copy)
@@ -151,8 +183,8 @@ def dilute(
     """Thin every sample's expression to `retention` molecules, to mimic single-cell or spatial sparsity.
 
     - ``method="multinomial"``: draw `retention` molecules per sample, with replacement, each gene with
-      probability proportional to its count; the diluted counts of a sample sum to `retention`. Exact and
-      vectorised over samples (categorical draws, or Poisson draws corrected to their total).
+      probability proportional to its count; the diluted counts of a sample sum to `retention`. Vectorised
+      over samples (uniform positions on the cumulative counts, a few samples at a time).
     - ``method="legacy"``: the rule of the reproduction study (Gotliber & Keydar 2023): per sample, draw
       `retention` genes with replacement with probability proportional to their values (they used log
       expression), keep the drawn genes' original values and zero the rest. Same draws as a per-sample
