@@ -105,7 +105,8 @@ def fit_expression_predictor(
     Returns
     -------
     The trained :class:`epiformer.models.ExpressionPredictor`. Writes `mdata.uns[key_added]` with `params`,
-    `n_parameters` and `history` (per-epoch `train_loss` and `validation_loss`).
+    `n_parameters` and `history` (per `epoch`, `train_loss` and `validation_loss`; see
+    :func:`epiformer.pl.training_history`).
     """
     from epiformer.models import ExpressionPredictor
     from epiformer.models.expression_predictor._networks import n_parameters
@@ -136,11 +137,14 @@ def fit_expression_predictor(
         enable_progress_bar=enable_progress_bar,
         **kwargs,
     )
-    history = {
+    logged = {
         name: frame.iloc[:, 0].astype(float).tolist()
         for name, frame in (model.history_ or {}).items()
         if name in ("train_loss", "validation_loss")
     }
+    n_epochs = max((len(v) for v in logged.values()), default=0)
+    history = {"epoch": list(range(n_epochs))}
+    history.update({name: v + [float("nan")] * (n_epochs - len(v)) for name, v in logged.items()})
     mdata.uns[key_added] = {
         "params": {
             "architecture": architecture,
