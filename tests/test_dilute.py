@@ -93,6 +93,7 @@ def test_multinomial_dense_and_sparse_agree_and_input_unchanged():
     ef.pp.dilute(sp, 100, random_state=1)
     assert isinstance(dense.layers["diluted"], np.ndarray)
     assert sparse.isspmatrix_csr(sp.layers["diluted"])
+    assert dense.layers["diluted"].dtype == sp.layers["diluted"].dtype == np.float32
     np.testing.assert_array_equal(dense.layers["diluted"], sp.layers["diluted"].toarray())
     np.testing.assert_array_equal(dense.layers["counts"], X)
     np.testing.assert_array_equal(sp.layers["counts"].toarray(), X)

@@ -271,7 +271,7 @@ def test_acceptance_factorized_block_split_800bp():
     ef.tl.predict_methylation(mdata, model)
     scores = ef.tl.evaluate_methylation(mdata, groupby="expression_driven")
     overall = ef.tl.evaluate_methylation(mdata)
-    print("factorized, block split, 800 bp\n", overall, "\n", scores)
+    print("factorized, block split, 800 bp\n", overall.round(3).to_string(), "\n", scores.round(3).to_string())
     assert overall.loc["predicted_methylation", "spearman"] >= 0.8
     assert _driven(scores, "predicted_methylation")["per_cpg_spearman"] >= 0.5
     assert _driven(scores, "sequence_only")["per_cpg_spearman"] == 0.0
@@ -287,7 +287,7 @@ def test_acceptance_levy_jurgenson_random_split():
     ef.tl.predict_methylation(mdata, model)
     scores = ef.tl.evaluate_methylation(mdata, groupby="expression_driven")
     overall = ef.tl.evaluate_methylation(mdata)
-    print("levy_jurgenson, random split, 200 bp\n", overall, "\n", scores)
+    print("levy_jurgenson, random split, 200 bp\n", overall.round(3).to_string(), "\n", scores.round(3).to_string())
     # it learns the expression effect of held-out CpGs, but ranks CpGs worse than the factorized model
     assert _driven(scores, "predicted_methylation")["per_cpg_spearman"] >= 0.5
     assert overall.loc["predicted_methylation", "spearman"] >= 0.6

@@ -93,9 +93,11 @@ def _canonical(X) -> sparse.csr_matrix:
 
 def _dilute_multinomial(X, retention: int, rng: np.random.Generator):
     csr = _canonical(X)
-    counts = np.zeros(csr.nnz, dtype=X.dtype)
+    counts = np.zeros(csr.nnz, dtype=np.uint16 if retention < 1 << 16 else np.int64)  # small: counts <= retention
     multinomial_rows(csr.data, csr.indptr, retention, rng, out=counts)  # non-negative: checked by `dilute`
-    out = _kept_entries(csr, counts, counts > 0)
+    keep = counts > 0
+    out = _kept_entries(csr, counts, keep)
+    out.data = out.data.astype(X.dtype, copy=False)
     return out if sparse.issparse(X) else out.toarray()
 
 
