@@ -291,3 +291,19 @@ def test_acceptance_levy_jurgenson_random_split():
     # it learns the expression effect of held-out CpGs, but ranks CpGs worse than the factorized model
     assert _driven(scores, "predicted_methylation")["per_cpg_spearman"] >= 0.5
     assert overall.loc["predicted_methylation", "spearman"] >= 0.6
+
+
+def test_training_batches_are_shared_out_between_ranks(monkeypatch):
+    import torch.distributed as dist
+
+    from epiformer.models.expression_predictor._data import _shard
+
+    items = list(range(11))
+    assert _shard(items) == items  # not distributed
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    shares = []
+    for rank in (0, 1):
+        monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
+        shares.append(_shard(items))
+    assert shares == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]  # equal lengths: no rank waits for another

@@ -159,8 +159,21 @@ class CpGTable:
         return table
 
 
+def _shard(items: list) -> list:
+    """The current process's share of `items` in distributed training (equal shares, the same order on every rank)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return items
+    world, rank = dist.get_world_size(), dist.get_rank()
+    return items[rank::world][: len(items) // world]
+
+
 class BlockBatches(IterableDataset):
-    """Blocks of CpGs x samples (every pair of the two index sets once per pass), optionally shuffled."""
+    """Blocks of CpGs x samples (every pair of the two index sets once per pass), optionally shuffled.
+
+    Shuffled (training) blocks are shared out between processes under distributed training.
+    """
 
     def __init__(
         self,
@@ -172,7 +185,7 @@ class BlockBatches(IterableDataset):
         *,
         cpg_batch: int,
         sample_batch: int,
-        shuffle: bool,
+        shuffle: bool = False,
         seed: int = 0,
     ) -> None:
         self.table, self.expr, self.betas = table, torch.as_tensor(expr), betas
@@ -190,7 +203,7 @@ class BlockBatches(IterableDataset):
             (c, s) for c in range(0, len(cpgs), self.cpg_batch) for s in range(0, len(samples), self.sample_batch)
         ]
         if self.shuffle:
-            blocks = [blocks[i] for i in self.rng.permutation(len(blocks))]
+            blocks = _shard([blocks[i] for i in self.rng.permutation(len(blocks))])
         for c, s in blocks:
             ci, si = cpgs[c : c + self.cpg_batch], samples[s : s + self.sample_batch]
             batch = self.table.inputs(ci)
@@ -227,7 +240,7 @@ class PairBatches(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         order = self.rng.permutation(len(self.target))
-        for lo in range(0, len(order), self.batch_size):
+        for lo in _shard(list(range(0, len(order), self.batch_size))):
             pick = order[lo : lo + self.batch_size]
             batch = self.table.inputs(self.pair_cpg[pick])
             batch["expr"] = self.expr[torch.as_tensor(self.pair_sample[pick], dtype=torch.long)]

@@ -362,9 +362,16 @@ class ExpressionPredictor(BaseModelClass):
             train = PairBatches(self.table, scaled, betas, train_c, train_s, batch_size=batch_size, seed=random_state)
         else:
             train = BlockBatches(
-                self.table, scaled, betas, train_c, train_s,
-                cpg_batch=cpg_batch, sample_batch=sample_batch, shuffle=True, seed=random_state,
-            )  # fmt: skip
+                self.table,
+                scaled,
+                betas,
+                train_c,
+                train_s,
+                cpg_batch=cpg_batch,
+                sample_batch=sample_batch,
+                shuffle=True,
+                seed=random_state,
+            )
         has_val = len(val_s) > 0 and len(val_c) > 0
         val = (
             BlockBatches(
@@ -398,7 +405,7 @@ class ExpressionPredictor(BaseModelClass):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*IterableDataset.*has `__len__` defined", category=UserWarning)
             runner()
-        self.module.cpu().eval()
+        self.module.eval()
 
     @torch.no_grad()
     def predict(
@@ -440,9 +447,8 @@ class ExpressionPredictor(BaseModelClass):
         cpgs = np.arange(len(self.cpgs_)) if cpgs is None else np.asarray(cpgs)
         scaled = self.scaler_.transform(expression, present)
         blocks = BlockBatches(
-            self.table, scaled, None, cpgs, np.arange(len(scaled)),
-            cpg_batch=cpg_batch, sample_batch=sample_batch, shuffle=False,
-        )  # fmt: skip
+            self.table, scaled, None, cpgs, np.arange(len(scaled)), cpg_batch=cpg_batch, sample_batch=sample_batch
+        )
         net = self.module.net.eval()
         device = self.module.device
         out = np.empty((len(scaled), len(cpgs)), dtype=np.float32)
