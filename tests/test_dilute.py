@@ -64,10 +64,13 @@ def test_legacy_matches_per_sample_choice_loop(as_sparse, monkeypatch):
     assert not np.array_equal(few[0], few[1])
 
 
-@pytest.mark.parametrize(("retention", "n_reps"), [(20, 4000), (600, 3000)])
-def test_multinomial_expected_counts_and_totals(retention, n_reps):
+@pytest.mark.parametrize(
+    ("retention", "n_reps", "scale"),
+    [(20, 4000, 1.0), (600, 3000, 1.0), (600, 3000, 0.37)],  # counts (molecule tables) and non-integer weights
+)
+def test_multinomial_expected_counts_and_totals(retention, n_reps, scale):
     """Each sample gets exactly `retention` molecules; per-gene means and variances are multinomial."""
-    counts = np.array([0, 1, 2, 5, 10, 40, 0, 3, 100, 7, 1, 31] * 4, dtype=np.float32)  # 40 genes expressed
+    counts = np.array([0, 1, 2, 5, 10, 40, 0, 3, 100, 7, 1, 31] * 4, dtype=np.float32) * scale  # 40 genes expressed
     adata = ad.AnnData(sparse.csr_matrix(np.tile(counts, (n_reps, 1))))
     adata.layers["counts"] = adata.X.copy()
     ef.pp.dilute(adata, retention, random_state=3)
@@ -114,6 +117,22 @@ def test_real_visium_and_mudata():
     ef.pp.dilute(mdata, 1000, random_state=0)
     assert (mdata["rna"].layers["diluted"].sum(axis=1) == 1000).all()
     assert "diluted" not in mdata["methyl"].layers
+
+
+@pytest.mark.parametrize("method", ["multinomial", "legacy"])
+@pytest.mark.parametrize("as_sparse", [False, True])
+def test_empty_samples_first_and_last(method, as_sparse):
+    X = np.array([[0, 0, 0], [1, 2, 3], [0.5, 0, 2.5], [0, 0, 0]], dtype=np.float32)
+    adata = ad.AnnData(sparse.csr_matrix(X) if as_sparse else X.copy())
+    with pytest.warns(UserWarning, match="2 samples have no positive value"):
+        ef.pp.dilute(adata, 4, method=method, layer=None)
+    out = adata.layers["diluted"]
+    out = out.toarray() if as_sparse else out
+    assert (out[[0, 3]] == 0).all() and (out[:, 1][X[:, 1] == 0] == 0).all()
+    if method == "multinomial":
+        assert out[1].sum() == 4 and out[2].sum() == 4  # non-integer weights are searched, not expanded
+    else:
+        assert ((out == X) | (out == 0)).all()
 
 
 def test_errors_and_empty_samples():

@@ -52,8 +52,8 @@ def multinomial_rows(
         start, stop = indptr[lo], indptr[hi]
         chunk = weights[start:stop]
         local = indptr[lo : hi + 1] - start
-        totals = np.add.reduceat(chunk, local[:-1]) if len(chunk) else np.zeros(hi - lo)
-        totals = np.where(local[1:] > local[:-1], totals, 0)
+        running = np.concatenate([[0.0], np.cumsum(chunk, dtype=np.float64)])
+        totals = running[local[1:]] - running[local[:-1]]
         rows = np.flatnonzero(totals > 0)
         if not rows.size:
             continue
@@ -67,19 +67,15 @@ def multinomial_rows(
             molecule += first[rows, None]
             entry = owner[molecule]
         else:
-            cum = np.cumsum(chunk, dtype=np.float64)
-            before = np.concatenate([[0.0], cum])[local[:-1]][rows, None]
-            position = before + rng.random((rows.size, n_draws)) * totals[rows, None]
-            entry = np.minimum(np.searchsorted(cum, position, side="right"), local[1:][rows, None] - 1)
+            position = running[local[:-1]][rows, None] + rng.random((rows.size, n_draws)) * totals[rows, None]
+            entry = np.minimum(np.searchsorted(running[1:], position, side="right"), local[1:][rows, None] - 1)
         counts[start:stop] = np.bincount(entry.ravel(), minlength=len(chunk))
     return counts
 
 
 def _kept_entries(csr: sparse.csr_matrix, data: np.ndarray, keep: np.ndarray) -> sparse.csr_matrix:
     """A CSR matrix with the entries of `csr` where `keep`, holding `data` there (the input is not touched)."""
-    per_row = np.add.reduceat(keep, csr.indptr[:-1]) if len(keep) else np.zeros(csr.shape[0])
-    per_row = np.where(np.diff(csr.indptr) > 0, per_row, 0)
-    indptr = np.concatenate([[0], np.cumsum(per_row)]).astype(csr.indptr.dtype)
+    indptr = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])[csr.indptr].astype(csr.indptr.dtype)
     return sparse.csr_matrix((data[keep], csr.indices[keep], indptr), shape=csr.shape)
 
 
