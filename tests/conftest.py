@@ -30,3 +30,20 @@ def betas() -> AnnData:
     adata.obs_names = [f"S{i}" for i in range(6)]
     adata.var_names = [f"cg{i:08d}" for i in range(8)]
     return adata
+
+
+# --- methylation from expression + sequence (issue 5) ---
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _epiformer_cache(tmp_path_factory):
+    """Synthetic genomes are written to a temporary cache, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EPIFORMER_CACHE", str(tmp_path_factory.mktemp("epiformer_cache")))
+        yield
+
+
+@pytest.fixture
+def synthetic_small():
+    """A small paired expression + methylation cohort with its planted rule (60 samples, 30 genes, 400 CpGs)."""
+    return ef.datasets.synthetic_multiome(60, 30, 400, random_state=0)

@@ -49,6 +49,11 @@ class _Var:
     signal = "signal"
 
 
+class _Varm:
+    seq_codes = "seq_codes"
+    gene_dist = "gene_dist"
+
+
 class _Obsm:
     spatial = "spatial"
     methylgpt = "X_methylgpt"
@@ -65,6 +70,9 @@ class _Layers:
     ref_signal = "ref"
     alt_signal = "alt"
     epigept_signals = ("DNase", "CTCF", "H3K27ac", "H3K4me3", "H3K36me3", "H3K27me3", "H3K9me3", "H3K4me1")
+    # expression predictor / dilution
+    diluted = "diluted"
+    predicted_methylation = "predicted_methylation"
 
 
 class _Uns:
@@ -81,6 +89,9 @@ class _Uns:
     variant_effect = "epigept_variant_effect"
     # MethylGPT
     imputed = "methylgpt_imputed"
+    # expression predictor / dilution
+    expression_predictor = "expression_predictor"
+    dilution = "dilution"
 
 
 class Key:
@@ -89,6 +100,7 @@ class Key:
     mod = _Mod
     obs = _Obs
     var = _Var
+    varm = _Varm
     obsm = _Obsm
     layers = _Layers
     uns = _Uns

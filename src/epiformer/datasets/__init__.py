@@ -11,6 +11,7 @@ from ._real import (
     visium_small,
 )
 from ._synthetic_methylome import synthetic_methylome
+from ._synthetic_multiome import synthetic_multiome, synthetic_spatial
 
 __all__ = [
     "GenomeSegment",
@@ -21,5 +22,7 @@ __all__ = [
     "hg19_genes",
     "pbmc_small",
     "synthetic_methylome",
+    "synthetic_multiome",
+    "synthetic_spatial",
     "visium_small",
 ]

@@ -1,7 +1,7 @@
 """The networks: one sub-package per model, each with its module, checkpoint loader and training module.
 
-They need torch, so they are imported on first use (``ef.models.EpiGePT``, ``ef.models.MethylGPT``) and
-``import epiformer`` stays light.
+They import torch, Lightning and scvi-tools, so they load on first access (``ef.models.MethylGPT``,
+``ef.models.EpiGePT``, ``ef.models.ExpressionPredictor``) and ``import epiformer`` stays light.
 """
 
 from __future__ import annotations
@@ -11,16 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .epigept import EpiGePT, EpiGePTConfig
+    from .expression_predictor import ExpressionPredictor
     from .methylgpt import MethylGPT, MethylGPTVocab
 
+#: Public name -> sub-package that defines it.
 _LAZY = {
     "EpiGePT": ".epigept",
     "EpiGePTConfig": ".epigept",
+    "ExpressionPredictor": ".expression_predictor",
     "MethylGPT": ".methylgpt",
     "MethylGPTVocab": ".methylgpt",
 }
 
-__all__: list[str] = ["EpiGePT", "EpiGePTConfig", "MethylGPT", "MethylGPTVocab"]
+__all__: list[str] = list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
@@ -28,3 +31,7 @@ def __getattr__(name: str) -> Any:
         return getattr(import_module(_LAZY[name], __name__), name)
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

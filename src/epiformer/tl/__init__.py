@@ -1,8 +1,10 @@
 """Tools: the model-driven analyses users call on AnnData / MuData."""
 
 from ._baseline import BaselinePredictor, fit_baseline
+from ._dilution import dilution_curve
 from ._embed import embed
 from ._epigenome import predict_epigenome
+from ._expression_predictor import evaluate_methylation, fit_expression_predictor, predict_methylation
 from ._fit_epigept import fit_epigept
 from ._impute import impute
 from ._metrics import evaluate
@@ -12,12 +14,16 @@ from ._variant_effect import variant_effect
 __all__ = [
     "BaselinePredictor",
     "Predictor",
+    "dilution_curve",
     "embed",
     "evaluate",
+    "evaluate_methylation",
     "fit_baseline",
     "fit_epigept",
+    "fit_expression_predictor",
     "impute",
     "predict",
     "predict_epigenome",
+    "predict_methylation",
     "variant_effect",
 ]
