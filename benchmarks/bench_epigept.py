@@ -35,19 +35,19 @@ def _inputs(n_tfs: int, tf_dim: int):
     return seq, tf
 
 
-def setup_epiformer(path: str):
+def setup_epiformer(path: str, device: str = "cpu"):
     import torch
 
     from epiformer.models import EpiGePT
 
-    model = EpiGePT.from_pretrained(path)
-    seq, tf = _inputs(model.config.n_tfs, model.config.tf_dim)
+    model = EpiGePT.from_pretrained(path).to(device)
+    seq, tf = (x.to(device) for x in _inputs(model.config.n_tfs, model.config.tf_dim))
     with torch.inference_mode():
         model(seq[:1], tf[:1])
     return model, seq, tf
 
 
-def setup_published(path: str, attn: str):
+def setup_published(path: str, attn: str, device: str = "cpu"):
     import torch
     from epigept_published import PublishedEpiGePT
 
@@ -59,18 +59,19 @@ def setup_published(path: str, attn: str):
     state = read_lightning_checkpoint(path)["state_dict"]
     state.pop("encoder.embeddings.position_ids")  # a buffer no longer saved by transformers >= 4.31 (issue #2)
     model.load_state_dict(state, strict=True)
-    seq, tf = _inputs(config.n_tfs, config.tf_dim)
+    model = model.to(device)
+    seq, tf = (x.to(device) for x in _inputs(config.n_tfs, config.tf_dim))
     with torch.inference_mode():
         model(seq[:1], tf[:1])
     return model, seq, tf
 
 
-def setup_eager(path: str):
-    return setup_published(path, "eager")
+def setup_eager(path: str, device: str = "cpu"):
+    return setup_published(path, "eager", device)
 
 
-def setup_sdpa(path: str):
-    return setup_published(path, "sdpa")
+def setup_sdpa(path: str, device: str = "cpu"):
+    return setup_published(path, "sdpa", device)
 
 
 def run(state):
@@ -78,10 +79,11 @@ def run(state):
 
     model, seq, tf = state
     outputs = []
-    with torch.inference_mode():
-        for start in range(0, N_WINDOWS, BATCH):
+    # bf16 autocast on CUDA for both sides (the authors train in 16-bit precision)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=seq.is_cuda):
+        for start in range(0, len(seq), BATCH):
             outputs.append(model(seq[start : start + BATCH], tf[start : start + BATCH]))
-    return torch.cat(outputs).numpy()
+    return torch.cat(outputs).float().cpu().numpy()
 
 
 if __name__ == "__main__":

@@ -23,18 +23,20 @@ N_GENES, SEQ_LEN, N_CPGS, N_SAMPLES, N_NEIGHBORS, STEPS = 2_000, 800, 64, 16, 16
 PAIRS = N_CPGS * N_SAMPLES
 
 
-def _common():
+def _common(device: str):
     import torch
 
-    torch.set_num_threads(1)
+    if device == "cpu":
+        torch.set_num_threads(1)
     torch.manual_seed(0)
     return torch
 
 
-def setup_factorized():
-    torch = _common()
+def setup_factorized(device: str = "cpu"):
+    torch = _common(device)
     from epiformer.models.expression_predictor import FactorizedNet
 
+    torch.set_default_device(device)
     net = FactorizedNet(N_GENES, SEQ_LEN)
     batch = {
         "seq": torch.randint(0, 5, (N_CPGS, SEQ_LEN), dtype=torch.uint8),
@@ -56,10 +58,11 @@ def setup_factorized():
     return step, sum(p.numel() for p in net.parameters())
 
 
-def setup_published():
-    torch = _common()
+def setup_published(device: str = "cpu"):
+    torch = _common(device)
     from epiformer.models.expression_predictor import LevyJurgensonNet
 
+    torch.set_default_device(device)
     net = LevyJurgensonNet(N_GENES, SEQ_LEN)
     seq = torch.randint(0, 5, (PAIRS, SEQ_LEN), dtype=torch.uint8)
     expr = torch.rand(PAIRS, N_GENES) * 90 + 10

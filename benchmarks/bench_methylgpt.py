@@ -75,7 +75,7 @@ def write_checkpoint(n_cpgs: int, folder: Path) -> Path:
 # ---------------------------------------------------------------------------------------------- the authors'
 
 
-def setup_published(job: str, n_samples: int, folder: str):
+def setup_published(job: str, n_samples: int, folder: str, device: str = "cpu"):
     import torch
 
     state = torch.load(Path(folder) / "model_epoch10.pt", weights_only=True)
@@ -85,49 +85,53 @@ def setup_published(job: str, n_samples: int, folder: str):
     for new, old in rename.items():
         state = {k.replace(new, old): v for k, v in state.items()}
     model.load_state_dict(state)
-    return job, model, _published_tensors(_betas(n_samples, n_cpgs), train=job == "train")
+    tensors = _published_tensors(_betas(n_samples, n_cpgs), train=job == "train")
+    return job, model.to(device), tuple(t if t is None else t.to(device) for t in tensors)
 
 
 def run_published(state):
     import torch
 
     job, model, (ids, values, masked) = state
+    # on CUDA, fp16 autocast as in the authors' inference guide and AMP pretraining
+    cuda = torch.autocast("cuda", dtype=torch.float16, enabled=ids.is_cuda)
     if job == "train":
         model.train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        out = model(ids, values.masked_fill(masked, -1.0), src_key_padding_mask=values.eq(-2.0), MVC=True)
-        loss = torch.nn.functional.mse_loss(out["mlm_output"][masked], values[masked]) + torch.nn.functional.mse_loss(
-            out["mvc_output"][masked], values[masked]
-        )
+        with cuda:
+            out = model(ids, values.masked_fill(masked, -1.0), src_key_padding_mask=values.eq(-2.0), MVC=True)
+        loss = torch.nn.functional.mse_loss(
+            out["mlm_output"].float()[masked], values[masked]
+        ) + torch.nn.functional.mse_loss(out["mvc_output"].float()[masked], values[masked])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         return float(loss.detach())
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), cuda:
         if job == "infer_legacy":  # the authors' embedding tutorial
             emb = model.get_cell_embeddings(ids, values)
         else:  # pretraining semantics: missing CpGs key-masked
             emb = model(ids, values, src_key_padding_mask=values.eq(-2.0))["cell_emb"]
-    return emb.numpy()
+    return emb.float().cpu().numpy()
 
 
 # ---------------------------------------------------------------------------------------------- epiformer
 
 
-def setup_epiformer(job: str, n_samples: int, folder: str):
+def setup_epiformer(job: str, n_samples: int, folder: str, device: str = "cpu"):
     import anndata as ad
 
     import epiformer as ef
 
-    model = ef.models.MethylGPT.from_pretrained(folder)
+    model = ef.models.MethylGPT.from_pretrained(folder).to(device)
     x = _betas(n_samples, len(model.vocab.probes))
     if job == "train_no_attention_dropout":
         for layer in model.transformer_encoder.layers:
             layer.self_attn.dropout = 0.0
         job = "train"
     if job == "train":
-        return job, model, _published_tensors(x, train=True)
+        return job, model, tuple(t.to(device) for t in _published_tensors(x, train=True))
     adata = ad.AnnData(x)
     adata.var_names = list(model.vocab.probes)
     return job, model, adata
@@ -144,16 +148,18 @@ def run_epiformer(state):
         model.train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         kpm = values.eq(model.missing_value)
-        out = model(ids, values.masked_fill(masked, model.mask_value), key_padding_mask=kpm, mvc=True)
-        loss = torch.nn.functional.mse_loss(out["mlm_output"][masked], values[masked]) + torch.nn.functional.mse_loss(
-            out["mvc_output"][masked], values[masked]
-        )
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=ids.is_cuda):  # as tl.embed does on CUDA
+            out = model(ids, values.masked_fill(masked, model.mask_value), key_padding_mask=kpm, mvc=True)
+        loss = torch.nn.functional.mse_loss(
+            out["mlm_output"].float()[masked], values[masked]
+        ) + torch.nn.functional.mse_loss(out["mvc_output"].float()[masked], values[masked])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         return float(loss.detach())
     missing = "legacy" if job == "infer_legacy" else "mask"
-    ef.tl.embed(data, model, missing=missing, batch_size=data.n_obs, progress=False)
+    device = next(model.parameters()).device
+    ef.tl.embed(data, model, missing=missing, batch_size=data.n_obs, device=device, progress=False)
     return data.obsm["X_methylgpt"]
 
 

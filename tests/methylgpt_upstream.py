@@ -74,6 +74,10 @@ def _stubs() -> dict[str, types.ModuleType]:
         datasets = types.ModuleType("datasets")
         datasets.Dataset, datasets.load_dataset = type("Dataset", (), {}), None
         stubs["datasets"] = datasets
+    if importlib.util.find_spec("IPython") is None:  # imported for notebook detection only
+        ipython = types.ModuleType("IPython")
+        ipython.get_ipython = lambda: None
+        stubs["IPython"] = ipython
     return stubs
 
 

@@ -206,7 +206,7 @@ def test_levy_jurgenson_trains_per_pair_and_round_trips(synthetic_small, tmp_pat
     np.testing.assert_allclose(scaled[train].min(0), 10, atol=1e-4)
     np.testing.assert_allclose(scaled[train].max(0), 100, atol=1e-3)
     # evaluation computes CpG and sample parts once; identical to the published per-pair computation
-    net = model.module.net.eval()
+    net = model.module.net.eval().cpu()
     batch = model.table.inputs(np.arange(6))
     expr = torch.as_tensor(scaled[:4])
     with torch.no_grad():

@@ -113,7 +113,7 @@ def test_embed_matches_published(pair, betas, missing):
     kpm = ids.eq(0) if missing == "legacy" else values.eq(-2.0)
     with torch.no_grad():
         ref = theirs(ids, values, src_key_padding_mask=kpm)["cell_emb"].numpy()
-    ef.tl.embed(adata, ours, missing=missing, batch_size=4, progress=False)
+    ef.tl.embed(adata, ours, missing=missing, batch_size=4, device="cpu", progress=False)
     np.testing.assert_allclose(adata.obsm["X_methylgpt"], ref, rtol=0, atol=ATOL)
 
 
@@ -125,6 +125,6 @@ def test_impute_matches_published_mlm(pair, betas):
     with torch.no_grad():
         ref = theirs(ids, masked, src_key_padding_mask=ids.eq(0))["mlm_output"][:, 1:].clamp(0, 1).numpy()
     adata = AnnData(X=betas.numpy().copy(), var=pd.DataFrame(index=np.asarray(ours.vocab.probes)))
-    ef.tl.impute(adata, ours, batch_size=4, progress=False)
+    ef.tl.impute(adata, ours, batch_size=4, device="cpu", progress=False)
     missing = np.isnan(adata.X)
     np.testing.assert_allclose(adata.layers["methylgpt_imputed"][missing], ref[missing], rtol=0, atol=ATOL)

@@ -40,7 +40,11 @@ def test_embed_blood(blood, blood_model):
         "fraction_found": 0.75,
         "n_unused": 18500,
     }
-    assert params["missing"] == "mask" and params["device"] == "cpu" and params["checkpoint"].startswith("none")
+    assert (
+        params["missing"] == "mask"
+        and params["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+        and params["checkpoint"].startswith("none")
+    )
     assert params["d_model"] == 16 and params["n_layers"] == 2 and "epiformer_version" in params
     assert list(blood.uns[ef.Key.uns.methylgpt]["all_missing_samples"]) == []
     np.testing.assert_array_equal(blood.X, before.X)
@@ -50,10 +54,10 @@ def test_embed_blood(blood, blood_model):
 
 
 def test_embed_invariances(blood, blood_model):
-    """Column order, unknown CpGs and the batch size do not change the embedding."""
-    ref = ef.tl.embed(blood, blood_model, progress=False, copy=True).obsm["X_methylgpt"]
+    """Column order, unknown CpGs and the batch size do not change the embedding (float32 on the CPU)."""
+    ref = ef.tl.embed(blood, blood_model, device="cpu", progress=False, copy=True).obsm["X_methylgpt"]
     shuffled = blood[:, np.random.default_rng(0).permutation(blood.n_vars)].copy()
-    out = ef.tl.embed(shuffled, blood_model, batch_size=1, progress=False, copy=True).obsm["X_methylgpt"]
+    out = ef.tl.embed(shuffled, blood_model, batch_size=1, device="cpu", progress=False, copy=True).obsm["X_methylgpt"]
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-5)
     assert "X_methylgpt" not in blood.obsm  # copy=True leaves the input alone
 
@@ -191,7 +195,7 @@ def test_impute_writes_the_mlm_prediction_clipped(blood, value, expected):
     model = _constant_mlm(_model(list(blood.var_names[:800])), value)
     blood.X[2, :50] = np.nan
     blood.X[5, 700:900] = np.nan
-    out = ef.tl.impute(blood, model, progress=False, copy=True)
+    out = ef.tl.impute(blood, model, device="cpu", progress=False, copy=True)  # float32: exact constants
     layer = out.layers["methylgpt_imputed"]
     np.testing.assert_allclose(layer[2, :50], expected, rtol=1e-6)
     np.testing.assert_allclose(layer[5, 700:800], expected, rtol=1e-6)
