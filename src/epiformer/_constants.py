@@ -89,6 +89,7 @@ class _Uns:
     variant_effect = "epigept_variant_effect"
     # MethylGPT
     imputed = "methylgpt_imputed"
+    attention = "methylgpt_attention"
     # expression predictor / dilution
     expression_predictor = "expression_predictor"
     dilution = "dilution"

@@ -1,5 +1,6 @@
 """Tools: the model-driven analyses users call on AnnData / MuData."""
 
+from ._attention import attention
 from ._baseline import BaselinePredictor, fit_baseline
 from ._dilution import dilution_curve
 from ._embed import embed
@@ -14,6 +15,7 @@ from ._variant_effect import variant_effect
 __all__ = [
     "BaselinePredictor",
     "Predictor",
+    "attention",
     "dilution_curve",
     "embed",
     "evaluate",

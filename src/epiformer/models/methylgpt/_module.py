@@ -433,7 +433,14 @@ class MethylGPT(nn.Module):
         cpg_emb = self.encoder(ids)
         return cpg_emb + self.value_encoder(values), cpg_emb
 
-    def transform(self, tokens: Tensor, *, key_padding_mask: Tensor | None = None, cls_only: bool = False) -> Tensor:
+    def transform(
+        self,
+        tokens: Tensor,
+        *,
+        key_padding_mask: Tensor | None = None,
+        cls_only: bool = False,
+        n_layers: int | None = None,
+    ) -> Tensor:
         """Run the encoder layers on input tokens (from :meth:`embed_tokens`).
 
         Parameters
@@ -444,6 +451,8 @@ class MethylGPT(nn.Module):
             ``(batch, seq)``, `True` where a token is not attended.
         cls_only
             Return the ``<cls>`` output only; the last layer then computes that one query.
+        n_layers
+            Run only the first `n_layers` layers (all when `None`): the input of layer `n_layers`.
 
         Returns
         -------
@@ -452,7 +461,7 @@ class MethylGPT(nn.Module):
         if key_padding_mask is not None and not key_padding_mask.any():
             key_padding_mask = None
         x = tokens
-        layers = self.transformer_encoder.layers
+        layers = self.transformer_encoder.layers[:n_layers]
         for i, layer in enumerate(layers):
             last = cls_only and i == len(layers) - 1
             x = layer(x, key_padding_mask=key_padding_mask, n_queries=1 if last else None)
