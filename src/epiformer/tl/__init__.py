@@ -6,6 +6,7 @@ from ._dilution import dilution_curve
 from ._embed import embed
 from ._epigenome import predict_epigenome
 from ._expression_predictor import evaluate_methylation, fit_expression_predictor, predict_methylation
+from ._finetune import MethylGPTPredictor, finetune
 from ._fit_epigept import fit_epigept
 from ._impute import impute
 from ._metrics import evaluate
@@ -14,12 +15,14 @@ from ._variant_effect import variant_effect
 
 __all__ = [
     "BaselinePredictor",
+    "MethylGPTPredictor",
     "Predictor",
     "attention",
     "dilution_curve",
     "embed",
     "evaluate",
     "evaluate_methylation",
+    "finetune",
     "fit_baseline",
     "fit_epigept",
     "fit_expression_predictor",

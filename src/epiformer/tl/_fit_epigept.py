@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,23 +18,6 @@ from epiformer.tl._epigenome import check_model, context_matrix, motif_source
 
 if TYPE_CHECKING:
     from epiformer.models import EpiGePT
-
-
-@contextlib.contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Keep Lightning's start-up banners (GPU/TPU available, ...) and the few-workers hint out of the output."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*number of training batches.*")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
 
 
 def _windows(tracks: AnnData, bin_size: int, n_bins: int) -> tuple[list[tuple[str, int]], np.ndarray, np.ndarray]:
@@ -141,7 +121,8 @@ def fit_epigept(
     from lightning.pytorch.callbacks import EarlyStopping
     from torch.utils.data import DataLoader, Subset
 
-    from epiformer.models.epigept._training import EpiGePTModule, HistoryCallback, WindowContextDataset
+    from epiformer._lightning import HistoryCallback, quiet_lightning
+    from epiformer.models.epigept._training import EpiGePTModule, WindowContextDataset
 
     check_model(model)
     if not isinstance(tracks, AnnData):
@@ -198,7 +179,7 @@ def fit_epigept(
     callbacks: list[L.Callback] = [history]
     if val_loader is not None and early_stopping_patience is not None:
         callbacks.append(EarlyStopping(monitor="val_loss", patience=early_stopping_patience, mode="min"))
-    with _quiet_lightning():
+    with quiet_lightning():
         L.seed_everything(random_state, verbose=False)
         trainer = L.Trainer(
             max_epochs=max_epochs,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightning.pytorch as L
 import numpy as np
 import torch
@@ -89,18 +87,3 @@ class EpiGePTModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.parameters(), lr=self.lr)
-
-
-class HistoryCallback(L.Callback):
-    """Collects the epoch-level losses into a list of dicts (``epoch``, ``train_loss``, ``val_loss``)."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        metrics = trainer.callback_metrics
-        row = {"epoch": trainer.current_epoch}
-        for key in ("train_loss", "val_loss"):
-            if key in metrics:
-                row[key] = float(metrics[key])
-        self.rows.append(row)
