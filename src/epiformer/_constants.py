@@ -90,6 +90,7 @@ class _Uns:
     # MethylGPT
     imputed = "methylgpt_imputed"
     attention = "methylgpt_attention"
+    pretrain = "methylgpt_pretrain"
     # expression predictor / dilution
     expression_predictor = "expression_predictor"
     dilution = "dilution"

@@ -11,6 +11,7 @@ from ._fit_epigept import fit_epigept
 from ._impute import impute
 from ._metrics import evaluate
 from ._predictor import Predictor, predict
+from ._pretrain import pretrain
 from ._variant_effect import variant_effect
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "predict",
     "predict_epigenome",
     "predict_methylation",
+    "pretrain",
     "variant_effect",
 ]

@@ -1,0 +1,220 @@
+"""`ef.tl.pretrain`: MethylGPT's masked value modelling on a cohort, in memory or streamed from a backed file."""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from epiformer._constants import Key
+from epiformer._docs import doc_layer, doc_params, doc_random_state
+from epiformer._utils import as_generator, record_params
+from epiformer._validation import check_unique
+from epiformer.tl._model_inputs import check_model, prepare_inputs, provenance
+
+if TYPE_CHECKING:
+    from epiformer.models import MethylGPT
+
+
+def _open(data: AnnData | str | PathLike) -> tuple[AnnData, Path | None]:
+    """The AnnData, and the file to stream rows from when it is backed (or given as a path)."""
+    if isinstance(data, str | PathLike):
+        path = Path(data)
+        if path.suffix != ".h5ad" or not path.is_file():
+            msg = f"{path} is not an .h5ad file; pass an AnnData or the path of an .h5ad file."
+            raise ValueError(msg)
+        return ad.read_h5ad(path, backed="r"), path
+    if isinstance(data, AnnData):
+        return data, Path(data.filename) if data.isbacked else None
+    msg = f"`adata` must be an AnnData or the path of an .h5ad file, got {type(data).__name__}."
+    raise TypeError(msg)
+
+
+@doc_params(layer=doc_layer, random_state=doc_random_state)
+def pretrain(
+    adata: AnnData | str | PathLike,
+    model: MethylGPT | None = None,
+    *,
+    d_model: int = 64,
+    n_layers: int = 6,
+    n_heads: int = 4,
+    dropout: float = 0.1,
+    layer: str | None = None,
+    var_key: str | None = None,
+    mask_ratio: float = 0.3,
+    max_epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    val_size: float = 0.1,
+    accelerator: str = "auto",
+    devices: int | str = "auto",
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    precision: str | None = None,
+    ckpt_dir: str | PathLike | None = None,
+    resume: str | PathLike | None = None,
+    num_workers: int = 0,
+    random_state: int = 0,
+    progress: bool = True,
+) -> MethylGPT:
+    """Pretrain MethylGPT by masked value modelling, on one CPU, one GPU or many GPUs and nodes.
+
+    As published: in every sample, `mask_ratio` of the observed CpGs are masked (value -1) and predicted by the
+    MLM head and by the MVC head from the ``<cls>`` embedding (MSE at the masked positions, summed); missing
+    CpGs are not attended. Unlike the authors' code, the mask is drawn afresh for every batch (theirs reseeds
+    to 42 on every call); masks, shuffling and dropout are seeded by (`random_state`, epoch, batch, rank), so a
+    run is reproducible and `resume` continues exactly. Adam (learning rate `lr`, ``eps=1e-4``), the step
+    schedule ``lr * 0.9 ** epoch``, gradient clipping at 1.0, bf16 mixed precision on CUDA.
+
+    Training runs through a Lightning :class:`~lightning.pytorch.Trainer`: `accelerator`, `devices`,
+    `num_nodes` and `strategy` (``"ddp"``, ``"fsdp"``, ...) are passed on. Rows are read as they are needed, so a
+    backed AnnData (or an ``.h5ad`` path) larger than memory trains; each data-loader worker and each rank reads
+    only its own shard of the samples.
+
+    Parameters
+    ----------
+    adata
+        Samples x CpGs of beta values: an AnnData (in memory or backed) or the path of an ``.h5ad`` file.
+    model
+        A :class:`~epiformer.models.MethylGPT` to train further (in place); `None` builds a new one over the data's
+        CpGs with `d_model`, `n_layers`, `n_heads` and `dropout` (the authors' "tiny" model: 64, 6, 4, 0.1),
+        its initial weights seeded by `random_state`.
+    d_model, n_layers, n_heads, dropout
+        Shape of a new model.
+    {layer}
+    var_key
+        `var` column holding the probe IDs, if not `var_names`.
+    mask_ratio
+        Fraction of the observed CpGs masked in each sample.
+    max_epochs, batch_size, lr
+        Training length, samples per step and per device, Adam learning rate (published: 32 and 1e-3).
+    val_size
+        Fraction of the samples held out for the validation loss.
+    accelerator, devices, num_nodes, strategy
+        Passed to :class:`lightning.pytorch.Trainer`.
+    precision
+        Lightning precision; `None` means ``"bf16-mixed"`` on CUDA, 32-bit elsewhere.
+    ckpt_dir
+        Folder for a Lightning checkpoint at the end of every epoch (``epoch=N.ckpt``, and ``last.ckpt``).
+    resume
+        A checkpoint written in `ckpt_dir` by an earlier call with the same data and settings: training continues
+        from it (weights, optimiser, schedule and epoch).
+    num_workers
+        Data-loader worker processes per rank.
+    {random_state}
+    progress
+        Show Lightning's progress bar.
+
+    Returns
+    -------
+    The trained model (on the CPU, in evaluation mode) with `model.history`, a DataFrame of `epoch`, `train_loss`
+    and `val_loss` (plot it with :func:`epiformer.pl.training_history`). When `adata` is an in-memory AnnData,
+    `uns['methylgpt_pretrain']` records the settings and the history.
+    """
+    import lightning.pytorch as L
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from epiformer._lightning import HistoryCallback, quiet_lightning
+    from epiformer.models import MethylGPT, MethylGPTVocab
+    from epiformer.models.methylgpt._pretraining import BetaRows, PretrainModule
+
+    if not 0 < mask_ratio < 1:
+        msg = f"`mask_ratio` must be in (0, 1), got {mask_ratio!r}."
+        raise ValueError(msg)
+    if not 0 < val_size < 1:
+        msg = f"`val_size` must be in (0, 1), got {val_size!r}."
+        raise ValueError(msg)
+    if resume is not None and not Path(resume).is_file():
+        msg = f"`resume` checkpoint {resume} does not exist."
+        raise FileNotFoundError(msg)
+    data, path = _open(adata)
+    if model is None:
+        probes = data.var[var_key].astype(str) if var_key else data.var_names
+        check_unique(pd.Index(probes), what="CpG IDs")
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights, the caller's RNG untouched
+            torch.manual_seed(random_state)
+            model = MethylGPT(
+                MethylGPTVocab.from_probes(sorted(probes)),
+                d_model=d_model,
+                n_layers=n_layers,
+                n_heads=n_heads,
+                dropout=dropout,
+            )
+    check_model(model, batch_size)
+    inputs = prepare_inputs(data, model, layer=layer, var_key=var_key)
+    usable = np.flatnonzero(inputs.n_observed > 0)  # all-missing samples (reported by prepare_inputs) teach nothing
+    n_val = round(val_size * len(usable))
+    if n_val < 1 or len(usable) - n_val < 1:
+        msg = f"{len(usable)} samples with observed CpGs: too few for a training and a validation set (val_size={val_size})."
+        raise ValueError(msg)
+    order = as_generator(random_state).permutation(usable)
+    val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+    matrix = None if path is not None else data.X if layer is None else data.layers[layer]
+    rows = {
+        name: BetaRows(r, inputs.in_data, matrix=matrix, path=path, layer=layer)
+        for name, r in (("train", train_rows), ("val", val_rows))
+    }
+    cpg_ids = torch.as_tensor(np.asarray(model.vocab.probe_ids)[inputs.in_vocab])
+    module = PretrainModule(
+        model,
+        cpg_ids,
+        train=rows["train"],
+        val=rows["val"],
+        mask_ratio=mask_ratio,
+        lr=lr,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        seed=random_state,
+    )
+    history = HistoryCallback()
+    callbacks: list[L.Callback] = [history]
+    if ckpt_dir is not None:
+        callbacks.append(
+            ModelCheckpoint(dirpath=ckpt_dir, filename="{epoch}", every_n_epochs=1, save_top_k=-1, save_last=True)
+        )
+    if precision is None:
+        cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        precision = "bf16-mixed" if cuda else "32-true"
+    model.train()
+    with quiet_lightning():
+        trainer = L.Trainer(
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=strategy,
+            precision=precision,
+            gradient_clip_val=1.0,
+            use_distributed_sampler=False,  # the module shards the samples itself, seeded per epoch
+            logger=False,
+            enable_checkpointing=ckpt_dir is not None,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            num_sanity_val_steps=0,
+            callbacks=callbacks,
+        )
+        trainer.fit(module, ckpt_path=None if resume is None else str(resume))
+    model.cpu().eval()
+    model.history = pd.DataFrame(history.rows)
+    if isinstance(adata, AnnData) and not adata.isbacked:
+        params = provenance(
+            model,
+            inputs,
+            mask_ratio=mask_ratio,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            val_size=val_size,
+            random_state=random_state,
+            n_train=len(train_rows),
+            n_val=len(val_rows),
+            world_size=trainer.world_size,
+        )
+        record_params(adata, Key.uns.pretrain, params, history=model.history)
+    return model

@@ -1,0 +1,168 @@
+"""`ef.tl.pretrain`: masked value modelling, fresh masks, backed streaming, exact resume, DDP, imputation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import anndata as ad
+import numpy as np
+import pytest
+import torch
+
+import epiformer as ef
+from epiformer.models import MethylGPT, MethylGPTVocab
+from epiformer.models.methylgpt._pretraining import BetaRows, PretrainModule
+
+SMALL = {"d_model": 16, "n_layers": 2, "n_heads": 2, "batch_size": 16, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    """80 samples x 48 CpGs, 5 % missing."""
+    return ef.datasets.synthetic_methylome(80, 48, missing_rate=0.05, random_state=1)
+
+
+def _losses(model):
+    return model.history[["train_loss", "val_loss"]].to_numpy()
+
+
+def test_loss_decreases_and_history_is_recorded(cohort):
+    adata = cohort.copy()
+    model = ef.tl.pretrain(adata, max_epochs=6, lr=3e-3, **SMALL)
+    assert isinstance(model, MethylGPT) and not model.training and model.d_model == 16
+    assert model.history["epoch"].tolist() == list(range(6))
+    losses = _losses(model)
+    assert losses[-1, 0] < 0.7 * losses[0, 0] and losses[-1, 1] < losses[0, 1]
+    info = adata.uns["methylgpt_pretrain"]
+    assert info["params"]["n_train"] == 72 and info["params"]["n_val"] == 8 and info["params"]["mask_ratio"] == 0.3
+    assert info["history"].shape == (6, 3)
+    assert list(model.vocab.probes) == sorted(adata.var_names)
+
+
+def test_masks_are_fresh_observed_only_and_reproducible():
+    vocab = MethylGPTVocab.from_probes([f"cg{i:08d}" for i in range(400)])
+    module = PretrainModule(
+        MethylGPT(vocab, d_model=8, n_layers=1, n_heads=2),
+        torch.arange(3, 403),
+        train=None,
+        val=None,
+        mask_ratio=0.3,
+        lr=1e-3,
+        batch_size=4,
+        num_workers=0,
+        seed=0,
+    )
+    observed = torch.rand(4, 400, generator=torch.Generator().manual_seed(0)) > 0.2
+    masks = [module.draw_mask(observed, torch.Generator().manual_seed(s)) for s in (1, 2)]
+    assert not torch.equal(masks[0], masks[1])  # a new mask per batch, even with the same missingness
+    assert not (masks[0] & ~observed).any()  # only observed CpGs are masked
+    ratio = masks[0].sum() / observed.sum()
+    assert 0.27 < float(ratio) < 0.33
+    again = module.draw_mask(observed, torch.Generator().manual_seed(1))
+    assert torch.equal(again, masks[0])
+
+
+def test_backed_file_gives_the_same_first_epoch(cohort, tmp_path):
+    path = tmp_path / "cohort.h5ad"
+    cohort.write_h5ad(path)
+    in_memory = ef.tl.pretrain(cohort.copy(), max_epochs=1, **SMALL)
+    backed = ef.tl.pretrain(path, max_epochs=1, **SMALL)
+    np.testing.assert_allclose(_losses(backed), _losses(in_memory), rtol=1e-6)
+    streamed = ef.tl.pretrain(ad.read_h5ad(path, backed="r"), max_epochs=1, **SMALL)
+    np.testing.assert_allclose(_losses(streamed), _losses(in_memory), rtol=1e-6)
+
+
+def test_resume_continues_exactly(cohort, tmp_path):
+    full = ef.tl.pretrain(cohort.copy(), max_epochs=3, ckpt_dir=tmp_path / "a", **SMALL)
+    assert {p.name for p in (tmp_path / "a").iterdir()} == {"epoch=0.ckpt", "epoch=1.ckpt", "epoch=2.ckpt", "last.ckpt"}
+    ef.tl.pretrain(cohort.copy(), max_epochs=1, ckpt_dir=tmp_path / "b", **SMALL)
+    resumed = ef.tl.pretrain(
+        cohort.copy(), max_epochs=3, ckpt_dir=tmp_path / "b", resume=tmp_path / "b" / "epoch=0.ckpt", **SMALL
+    )
+    for key, value in full.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(_losses(resumed), _losses(full)[1:], rtol=1e-6)
+
+
+_DDP = """
+import sys
+import epiformer as ef
+
+adata = ef.datasets.synthetic_methylome(64, 32, random_state=0)
+model = ef.tl.pretrain(
+    adata, d_model=16, n_layers=1, n_heads=2, max_epochs=2, batch_size=8, accelerator="cpu", devices=2,
+    strategy="ddp", progress=False,
+)
+import torch.distributed as dist
+rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+print("world", adata.uns["methylgpt_pretrain"]["params"]["world_size"], "rank", rank)
+if rank == 0:
+    model.save_pretrained(sys.argv[1])
+"""
+
+
+def test_two_process_ddp_on_cpu(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(_DDP))
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "model")], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "world 2" in done.stdout
+    model = MethylGPT.from_pretrained(tmp_path / "model")
+    assert model.d_model == 16 and len(model.vocab.probes) == 32
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_bad_input(cohort):
+    adata = cohort.copy()
+    with pytest.raises(ValueError, match="mask_ratio"):
+        ef.tl.pretrain(adata, mask_ratio=1.5, **SMALL)
+    with pytest.raises(ValueError, match="too few"):
+        ef.tl.pretrain(adata[:1].copy(), **SMALL)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ef.tl.pretrain(adata, resume="nowhere.ckpt", **SMALL)
+    mvalues = adata.copy()
+    mvalues.X = np.log2(mvalues.X / (1 - mvalues.X))
+    with pytest.raises(ValueError, match="ef.pp.to_beta"):
+        ef.tl.pretrain(mvalues, **SMALL)
+    with pytest.raises(ValueError, match="None of the model's"):
+        ef.tl.pretrain(adata, MethylGPT(MethylGPTVocab.from_probes(["cg99999999"])), **SMALL)
+    assert "methylgpt_pretrain" not in adata.uns
+
+
+def test_rows_are_read_from_a_backed_matrix(cohort, tmp_path):
+    path = tmp_path / "rows.h5ad"
+    cohort.write_h5ad(path)
+    columns = np.array([5, 0, 7])
+    rows = BetaRows(np.array([3, 10]), columns, path=path)
+    np.testing.assert_array_equal(rows[1].numpy(), cohort.X[10, columns])
+    assert rows.__getstate__()["matrix"] is None  # workers open the file themselves
+
+
+@pytest.mark.slow
+def test_pretrained_imputation_beats_mean_and_knn():
+    """2,000 samples x 2,000 CpGs; 30 % of the observed values of 200 held-out samples hidden and imputed."""
+    from sklearn.impute import KNNImputer
+
+    adata = ef.datasets.synthetic_methylome(2000, 2000, missing_rate=0.02, random_state=0)
+    held_out = np.arange(1800, 2000)
+    train = adata[:1800].copy()
+    model = ef.tl.pretrain(
+        train, d_model=32, n_layers=2, n_heads=4, dropout=0.0, max_epochs=4, batch_size=32, lr=2e-3, progress=False
+    )
+    test = adata[held_out].copy()
+    truth = test.X.copy()
+    hide = (np.random.default_rng(0).random(truth.shape) < 0.3) & ~np.isnan(truth)
+    test.X[hide] = np.nan
+    ef.tl.impute(test, model, progress=False)
+    ours = np.abs(test.layers["methylgpt_imputed"][hide] - truth[hide]).mean()
+    means = np.nanmean(train.X, axis=0)
+    mean_mae = np.abs(np.broadcast_to(means, truth.shape)[hide] - truth[hide]).mean()
+    knn = KNNImputer(n_neighbors=10).fit(train.X).transform(test.X)
+    knn_mae = np.abs(knn[hide] - truth[hide]).mean()
+    print(f"imputation MAE: MethylGPT {ours:.4f}, per-CpG mean {mean_mae:.4f}, KNNImputer {knn_mae:.4f}")
+    print(model.history.round(4).to_string())
+    assert ours < mean_mae and ours < knn_mae
