@@ -70,7 +70,7 @@ class PretrainModule(L.LightningModule):
     MLM head plus the MSE of the MVC head (values rebuilt from the ``<cls>`` embedding), both at the masked
     positions. Masks are drawn from a generator seeded by (seed, epoch, batch, rank), and the global RNG (dropout)
     is seeded the same way before each batch, so a resumed run repeats an uninterrupted one exactly. Adam
-    (``eps=1e-4``, the authors' mixed-precision setting) with ``StepLR(1 epoch, gamma=0.9)``.
+    (``eps=1e-4``, the authors' mixed-precision setting) with ``StepLR(1 epoch, gamma=lr_gamma)`` (published: 0.9).
     """
 
     def __init__(
@@ -82,6 +82,7 @@ class PretrainModule(L.LightningModule):
         val: BetaRows,
         mask_ratio: float,
         lr: float,
+        lr_gamma: float,
         batch_size: int,
         num_workers: int,
         seed: int,
@@ -90,13 +91,8 @@ class PretrainModule(L.LightningModule):
         self.model = model
         self.register_buffer("cpg_ids", cpg_ids, persistent=False)
         self.train_rows, self.val_rows = train, val
-        self.mask_ratio, self.lr, self.batch_size, self.num_workers, self.seed = (
-            mask_ratio,
-            lr,
-            batch_size,
-            num_workers,
-            seed,
-        )
+        self.mask_ratio, self.lr, self.lr_gamma, self.batch_size = mask_ratio, lr, lr_gamma, batch_size
+        self.num_workers, self.seed = num_workers, seed
 
     def setup(self, stage: str) -> None:
         # the classification head takes no part in pretraining: frozen while training, so that DDP finds no
@@ -169,5 +165,5 @@ class PretrainModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, eps=1e-4)
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.9)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=self.lr_gamma)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
