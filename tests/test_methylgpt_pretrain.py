@@ -130,7 +130,7 @@ def test_bad_input(cohort):
     with pytest.raises(ValueError, match="ef.pp.to_beta"):
         ef.tl.pretrain(mvalues, **SMALL)
     with pytest.raises(ValueError, match="None of the model's"):
-        ef.tl.pretrain(adata, MethylGPT(MethylGPTVocab.from_probes(["cg99999999"])), **SMALL)
+        ef.tl.pretrain(adata, model=MethylGPT(MethylGPTVocab.from_probes(["cg99999999"])), **SMALL)
     assert "methylgpt_pretrain" not in adata.uns
 
 

@@ -38,8 +38,8 @@ def _open(data: AnnData | str | PathLike) -> tuple[AnnData, Path | None]:
 @doc_params(layer=doc_layer, random_state=doc_random_state)
 def pretrain(
     adata: AnnData | str | PathLike,
-    model: MethylGPT | None = None,
     *,
+    model: MethylGPT | None = None,
     d_model: int = 64,
     n_layers: int = 6,
     n_heads: int = 4,
