@@ -41,3 +41,36 @@ class HistoryCallback(L.Callback):
             if key in metrics:
                 row[key] = float(metrics[key])
         self.rows.append(row)
+
+
+def make_trainer(
+    *,
+    accelerator: str,
+    precision: str | None = None,
+    progress: bool,
+    callbacks: list[L.Callback],
+    enable_checkpointing: bool = False,
+    **options: Any,
+) -> L.Trainer:
+    """A Lightning :class:`~lightning.pytorch.Trainer` as epiformer's training tools use it.
+
+    No logger, no model summary, no sanity validation; `precision` `None` means ``"bf16-mixed"`` where the
+    accelerator resolves to CUDA and 32-bit elsewhere. Other `options` (`max_epochs`, `devices`, `strategy`,
+    ...) are passed on.
+    """
+    import torch
+
+    if precision is None:
+        cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        precision = "bf16-mixed" if cuda else "32-true"
+    return L.Trainer(
+        accelerator=accelerator,
+        precision=precision,
+        logger=False,
+        enable_checkpointing=enable_checkpointing,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        **options,
+    )

@@ -253,7 +253,7 @@ def finetune(
     from lightning.pytorch.callbacks import EarlyStopping
     from torch.utils.data import DataLoader, TensorDataset
 
-    from epiformer._lightning import HistoryCallback, quiet_lightning
+    from epiformer._lightning import HistoryCallback, make_trainer, quiet_lightning
     from epiformer.models.methylgpt._finetuning import HEADS, FinetuneModule, FinetuneNet
 
     check_model(model, batch_size)
@@ -303,22 +303,15 @@ def finetune(
     callbacks: list[L.Callback] = [history]
     if early_stopping_patience is not None:
         callbacks.append(EarlyStopping(monitor="val_loss", patience=early_stopping_patience, mode="min"))
-    if precision is None:
-        cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-        precision = "bf16-mixed" if cuda else "32-true"
     with quiet_lightning():
         L.seed_everything(random_state, verbose=False)
-        trainer = L.Trainer(
+        trainer = make_trainer(
             max_epochs=max_epochs,
             accelerator=accelerator,
             devices=devices,
             precision=precision,
             gradient_clip_val=1.0,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=progress,
-            num_sanity_val_steps=0,
+            progress=progress,
             callbacks=callbacks,
         )
         trainer.fit(

@@ -121,7 +121,7 @@ def fit_epigept(
     from lightning.pytorch.callbacks import EarlyStopping
     from torch.utils.data import DataLoader, Subset
 
-    from epiformer._lightning import HistoryCallback, quiet_lightning
+    from epiformer._lightning import HistoryCallback, make_trainer, quiet_lightning
     from epiformer.models.epigept._training import EpiGePTModule, WindowContextDataset
 
     check_model(model)
@@ -181,17 +181,14 @@ def fit_epigept(
         callbacks.append(EarlyStopping(monitor="val_loss", patience=early_stopping_patience, mode="min"))
     with quiet_lightning():
         L.seed_everything(random_state, verbose=False)
-        trainer = L.Trainer(
+        trainer = make_trainer(
             max_epochs=max_epochs,
             accelerator=accelerator,
             devices=devices,
             strategy=strategy,
             num_nodes=num_nodes,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=progress,
-            num_sanity_val_steps=0,
+            precision="32-true",
+            progress=progress,
             callbacks=callbacks,
         )
         trainer.fit(EpiGePTModule(model, lr=lr), train_dataloaders=train_loader, val_dataloaders=val_loader)

@@ -124,7 +124,7 @@ def pretrain(
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from epiformer._lightning import HistoryCallback, quiet_lightning
+    from epiformer._lightning import HistoryCallback, make_trainer, quiet_lightning
     from epiformer.models import MethylGPT, MethylGPTVocab
     from epiformer.models.methylgpt._pretraining import BetaRows, PretrainModule
 
@@ -183,12 +183,9 @@ def pretrain(
         callbacks.append(
             ModelCheckpoint(dirpath=ckpt_dir, filename="{epoch}", every_n_epochs=1, save_top_k=-1, save_last=True)
         )
-    if precision is None:
-        cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-        precision = "bf16-mixed" if cuda else "32-true"
     model.train()
     with quiet_lightning():
-        trainer = L.Trainer(
+        trainer = make_trainer(
             max_epochs=max_epochs,
             accelerator=accelerator,
             devices=devices,
@@ -197,11 +194,8 @@ def pretrain(
             precision=precision,
             gradient_clip_val=1.0,
             use_distributed_sampler=False,  # the module shards the samples itself, seeded per epoch
-            logger=False,
             enable_checkpointing=ckpt_dir is not None,
-            enable_model_summary=False,
-            enable_progress_bar=progress,
-            num_sanity_val_steps=0,
+            progress=progress,
             callbacks=callbacks,
         )
         trainer.fit(module, ckpt_path=None if resume is None else str(resume))
