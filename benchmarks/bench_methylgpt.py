@@ -10,8 +10,10 @@ a fresh process (``_measure.py``), on the CPU, on the same seeded betas (2 % mis
   pretraining semantics (missing CpGs key-masked) vs ``ef.tl.embed`` (default ``missing="mask"``);
 - one training step of the published objective (30 % of observed values masked to -1, missing CpGs
   key-masked, MSE of the MLM and MVC heads at masked positions, backward, Adam step). On a CPU, dropout on the
-  attention probabilities has no fused kernel, so epiformer computes it in checkpointed chunks of queries
-  (linear memory, but the random draws are made twice); a last line shows the step with that dropout off.
+  attention probabilities has no fused PyTorch kernel, so epiformer runs its own flash-style chunked attention
+  (``models/methylgpt/_dropout_attention.py``); a last line shows the step with that dropout off, where
+  PyTorch's fused kernel applies. Each training step is also reported as a fraction of the machine's measured
+  float32 matmul peak (model FLOPs: three times the forward matmuls, recomputation not counted).
 
 Inference and the full sample are measured three times and the fastest run is kept, since the machine may be shared;
 a training step once. Then a full 49,156-CpG sample is embedded by epiformer alone (the authors' CPU path would need a
@@ -177,6 +179,33 @@ def _compare(name: str, n_samples: int, ours: dict, peer: dict) -> None:
     print(line, flush=True)
 
 
+def training_flops(n_cpgs: int, n_samples: int) -> float:
+    """Matmul FLOPs of one training step: 3 x the forward (projections, feed-forward, scores, weighted values)."""
+    seq, d = n_cpgs + 1, D_MODEL
+    per_layer = 12 * seq * d * d + 4 * seq * seq * d  # Wqkv + out_proj + 2 feed-forward (width d); QK^T + PV
+    encoders_decoders = 2 * seq * d * d * 3  # value encoder Linear(d, d), MLM decoder's two Linear(d, d)
+    return 3 * n_samples * (N_LAYERS * per_layer + encoders_decoders)
+
+
+def matmul_peak_flops() -> float:
+    """Best float32 matmul rate of this machine (FLOP/s, 2,048 x 2,048 products, all threads)."""
+    import time
+
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    best = float("inf")
+    for _ in range(10):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * 2048**3 / best
+
+
+def _utilisation(n_cpgs: int, n_samples: int, seconds: float, peak: float) -> str:
+    return f"{training_flops(n_cpgs, n_samples) / seconds / peak:.1%} of the matmul peak"
+
+
 def _available_mb() -> float:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
@@ -185,7 +214,12 @@ def _available_mb() -> float:
 
 
 def main() -> None:
-    print(f"MethylGPT d_model {D_MODEL}, {N_LAYERS} layers, {N_HEADS} heads, CPU, float32", flush=True)
+    peak = matmul_peak_flops()
+    print(
+        f"MethylGPT d_model {D_MODEL}, {N_LAYERS} layers, {N_HEADS} heads, CPU, float32; "
+        f"measured matmul peak {peak / 1e9:.1f} GFLOP/s",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folders = {s: str(write_checkpoint(s, Path(tmp) / f"ckpt{s}")) for s in (2048, 4096, 8192)}
         for n_cpgs, n_samples in ((2048, 4), (8192, 2)):
@@ -201,7 +235,7 @@ def main() -> None:
                 if need > 0.8 * _available_mb():
                     print(
                         f"one training step, 8,192 CpGs x 1 sample: epiformer {ours['seconds']:.3f} s, "
-                        f"{ours['peak_mb']:.1f} MB | methylgpt 0.1.2 not run: it would need about {need / 1024:.0f} GB "
+                        f"{ours['peak_mb']:.1f} MB ({_utilisation(n_cpgs, n_samples, ours['seconds'], peak)}) | methylgpt 0.1.2 not run: it would need about {need / 1024:.0f} GB "
                         f"(4 x its 4,096-CpG peak), {_available_mb() / 1024:.0f} GB available",
                         flush=True,
                     )
@@ -209,11 +243,19 @@ def main() -> None:
             peer = measure(setup_published, run_published, "train", n_samples, folders[n_cpgs])
             train_peak[n_cpgs] = peer["peak_mb"]
             _compare(f"one training step, {n_cpgs:,} CpGs x {n_samples} samples", n_samples, ours, peer)
+            print(
+                f"    tokens/s: epiformer {n_samples * (n_cpgs + 1) / ours['seconds']:,.0f} | methylgpt 0.1.2 "
+                f"{n_samples * (n_cpgs + 1) / peer['seconds']:,.0f}; epiformer at "
+                f"{_utilisation(n_cpgs, n_samples, ours['seconds'], peak)}, methylgpt 0.1.2 at "
+                f"{_utilisation(n_cpgs, n_samples, peer['seconds'], peak)}",
+                flush=True,
+            )
         for n_cpgs, n_samples in ((2048, 4), (8192, 1)):
             fast = measure(setup_epiformer, run_epiformer, "train_no_attention_dropout", n_samples, folders[n_cpgs])
             print(
                 f"one training step, {n_cpgs:,} CpGs x {n_samples}, epiformer with attention-probability dropout off "
-                f"(a different job: the fused SDPA kernel): {fast['seconds']:.3f} s, {fast['peak_mb']:.1f} MB",
+                f"(a different job: the fused SDPA kernel): {fast['seconds']:.3f} s, {fast['peak_mb']:.1f} MB, "
+                f"{_utilisation(n_cpgs, n_samples, fast['seconds'], peak)}",
                 flush=True,
             )
 

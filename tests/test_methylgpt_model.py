@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from anndata import AnnData
 
 from epiformer.models import MethylGPT, MethylGPTVocab
@@ -175,31 +176,78 @@ def test_gradients_flow(model):
     assert model.encoder.embedding.weight.grad[0].abs().sum() == 0  # <pad> never gets a gradient
 
 
-def test_attention_with_dropout_chunks():
-    """The CPU attention-dropout path: exact attention without dropout, masks respected, checkpointing exact."""
-    from epiformer.models.methylgpt import _module
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of five queries, so every path of the chunked attention runs on small inputs."""
+    from epiformer.models.methylgpt import _dropout_attention
 
+    monkeypatch.setattr(_dropout_attention, "CHUNK_SCORES", 2 * 20 * 5)
+
+
+def _qkv_mask(n=37, head_dim=8, dtype=torch.float32):
     gen = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 2, 37, 8, generator=gen) for _ in range(3))
-    mask = torch.rand(2, 1, 1, 37, generator=gen) > 0.3
+    q, k, v = (torch.randn(2, 2, n, head_dim, generator=gen, dtype=dtype) for _ in range(3))
+    mask = torch.rand(2, 1, 1, n, generator=gen) > 0.3
     mask[..., 0] = True
-    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    old = _module.CHUNK_SCORES
-    _module.CHUNK_SCORES = 2 * 2 * 37 * 5  # five queries per chunk: eight chunks
-    try:
-        torch.testing.assert_close(_module.attention_with_dropout(q, k, v, mask, 0.0), ref)
-        grads = []
-        for checkpoint in (True, False):
-            leaves = [t.clone().requires_grad_() for t in (q, k, v)]
-            torch.manual_seed(1)
-            out = _module.attention_with_dropout(*leaves, mask, 0.5, checkpoint=checkpoint)
-            out.square().sum().backward()
-            grads.append([out.detach(), *(t.grad for t in leaves)])
-    finally:
-        _module.CHUNK_SCORES = old
-    for a, b in zip(*grads, strict=True):
-        torch.testing.assert_close(a, b)  # the recomputed chunks draw the same dropout masks
-    assert not torch.allclose(grads[0][0], ref)  # dropout did act
+    return q, k, v, mask
+
+
+def test_attention_with_dropout_is_attention_without_dropout(small_chunks):
+    """p = 0: outputs and gradients of the chunked kernel equal PyTorch's attention, masked keys excluded."""
+    from epiformer.models.methylgpt._dropout_attention import attention_with_dropout
+
+    q, k, v, mask = _qkv_mask()
+    grad = torch.randn(2, 2, 37, 8, generator=torch.Generator().manual_seed(1))
+    results = []
+    for fn in (attention_with_dropout, lambda *a: F.scaled_dot_product_attention(*a[:3], attn_mask=a[3])):
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        out = fn(*leaves, mask, 0.0)
+        out.backward(grad)
+        results.append([out.detach(), *(t.grad for t in leaves)])
+    for ours, ref in zip(*results, strict=True):
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    assert torch.all(results[0][2][:, :, ~mask[0, 0, 0]][:1] == 0)  # a masked key gets no gradient
+
+
+def test_attention_with_dropout_gradients(small_chunks):
+    """With dropout the kernel is a deterministic function of its seed whose backward pass is exact."""
+    from epiformer.models.methylgpt._dropout_attention import _DropoutAttention
+
+    q, k, v, mask = _qkv_mask(23, 4, torch.float64)
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    assert torch.autograd.gradcheck(lambda *x: _DropoutAttention.apply(*x, mask, 0.3, 1234), leaves)
+
+
+def test_attention_with_dropout_is_seeded_and_unbiased(small_chunks):
+    """Same global seed, same masks; the average over many masks is attention without dropout."""
+    from epiformer.models.methylgpt._dropout_attention import attention_with_dropout
+
+    q, k, v, mask = _qkv_mask()
+    torch.manual_seed(3)
+    a = attention_with_dropout(q, k, v, mask, 0.5)
+    torch.manual_seed(3)
+    b = attention_with_dropout(q, k, v, mask, 0.5)
+    c = attention_with_dropout(q, k, v, mask, 0.5)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    draws = torch.stack([attention_with_dropout(q, k, v, mask, 0.5) for _ in range(1000)])
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.all((draws.mean(0) - ref).abs() <= 5 * draws.std(0) / 1000**0.5 + 1e-6)  # within 5 standard errors
+    assert (a - ref).abs().max() > 0.1
+
+
+def test_dropout_keep_statistics():
+    """Drop rate p, no correlation between neighbours, lanes or keys."""
+    from epiformer.models.methylgpt._dropout_attention import dropout_keep
+
+    def keep(key):
+        return dropout_keep(key, (1 << 21,), 0.1, dtype=torch.float64, device=torch.device("cpu"))
+
+    a, b = keep(7), keep(8)
+    assert set(a.unique().tolist()) == {0.0, 1.0}
+    assert abs(a.mean().item() - 0.9) < 1e-3
+    assert torch.equal(a, keep(7))
+    for x, y in ((a[:-1], a[1:]), (a[0::2], a[1::2]), (a, b)):
+        assert abs(torch.corrcoef(torch.stack([x, y]))[0, 1].item()) < 5e-3
 
 
 _MEMORY = """

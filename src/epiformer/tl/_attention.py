@@ -13,13 +13,16 @@ from tqdm import tqdm
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_layer, doc_params
 from epiformer._utils import record_params
-from epiformer.models.methylgpt._module import CHUNK_SCORES, check_missing_mode
+from epiformer.models.methylgpt._module import check_missing_mode
 from epiformer.tl._model_inputs import ModelInputs, check_model, copy_data, model_on, prepare_inputs, provenance
 
 if TYPE_CHECKING:
     import torch
 
     from epiformer.models import MethylGPT
+
+#: Attention scores held at once by :func:`received_attention` (floats).
+CHUNK_SCORES = 1 << 24
 
 
 def received_attention(

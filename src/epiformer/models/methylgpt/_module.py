@@ -2,7 +2,8 @@
 
 Module and parameter names follow the authors' checkpoints, so ``state_dict()`` has exactly their keys
 (attention in the flash-attention layout ``self_attn.Wqkv.*``). Attention runs through
-:func:`torch.nn.functional.scaled_dot_product_attention` with a key mask at most, so no sequence x sequence
+:func:`torch.nn.functional.scaled_dot_product_attention` with a key mask at most, or, when training with
+attention dropout off CUDA, through the chunked kernel of ``_dropout_attention``, so no sequence x sequence
 matrix is ever materialised.
 """
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from epiformer.models.methylgpt._dropout_attention import attention_with_dropout
 from epiformer.models.methylgpt._vocab import MethylGPTVocab
 
 #: Value given to a CpG whose beta value is hidden from the model and must be predicted (MLM).
@@ -65,59 +67,6 @@ class ValueEncoder(nn.Module):
         """``(batch, seq)`` values -> ``(batch, seq, d_model)``."""
         x = torch.clamp(values.unsqueeze(-1), max=self.max_value)
         return self.dropout(self.norm(self.linear2(self.activation(self.linear1(x)))))
-
-
-#: Attention scores held at once by :func:`attention_with_dropout` (floats, per chunk of queries).
-CHUNK_SCORES = 1 << 24
-
-
-def _attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float) -> Tensor:
-    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return F.dropout(torch.softmax(scores, dim=-1), p=p) @ v
-
-
-def attention_with_dropout(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float, *, checkpoint: bool | None = None
-) -> Tensor:
-    """Softmax attention with dropout on the attention probabilities, in chunks of queries.
-
-    The fused kernels of :func:`~torch.nn.functional.scaled_dot_product_attention` apply attention dropout
-    only on CUDA; elsewhere PyTorch falls back to materialising every ``seq x seq`` score matrix (6 GB for two
-    samples of 8,192 CpGs). Here queries are processed in chunks of ``CHUNK_SCORES / (batch * heads * keys)``
-    rows; with gradients, each chunk is recomputed in the backward pass (activation checkpointing, dropout
-    masks reproduced), so memory stays linear in the sequence length.
-
-    Parameters
-    ----------
-    q, k, v
-        ``(batch, heads, n_queries, head_dim)`` and ``(batch, heads, n_keys, head_dim)``.
-    mask
-        Boolean, broadcastable to ``(batch, heads, n_queries, n_keys)``, `True` where attention is allowed.
-    p
-        Dropout probability.
-    checkpoint
-        Recompute chunks in the backward pass; `None` does so whenever gradients are recorded.
-
-    Returns
-    -------
-    ``(batch, heads, n_queries, head_dim)``.
-    """
-    from torch.utils.checkpoint import checkpoint as recompute
-
-    if checkpoint is None:
-        checkpoint = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
-    b, h, n_q, _ = q.shape
-    step = max(1, CHUNK_SCORES // max(b * h * k.shape[-2], 1))
-    chunks = []
-    for start in range(0, n_q, step):
-        part = q[:, :, start : start + step]
-        if checkpoint:
-            chunks.append(recompute(_attend, part, k, v, mask, p, use_reentrant=False))
-        else:
-            chunks.append(_attend(part, k, v, mask, p))
-    return torch.cat(chunks, dim=2)
 
 
 class SelfAttention(nn.Module):
