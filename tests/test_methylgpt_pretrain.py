@@ -65,6 +65,28 @@ def test_masks_are_fresh_observed_only_and_reproducible():
     assert torch.equal(again, masks[0])
 
 
+def test_cpgs_per_step_trains_on_random_subsets(cohort, monkeypatch):
+    """Each training batch covers a fresh random subset of CpGs; validation covers them all."""
+    seen = []
+    original = PretrainModule.masked_loss
+
+    def spy(self, betas, mask, cpg_ids):
+        seen.append((self.training, tuple(cpg_ids.tolist())))
+        assert betas.shape[1] == len(cpg_ids)
+        return original(self, betas, mask, cpg_ids)
+
+    monkeypatch.setattr(PretrainModule, "masked_loss", spy)
+    adata = cohort.copy()
+    ef.tl.pretrain(adata, max_epochs=2, cpgs_per_step=12, **SMALL)
+    train = [ids for training, ids in seen if training]
+    assert {len(ids) for ids in train} == {12} and len(set(train)) == len(train)  # a new subset every step
+    assert all(list(ids) == sorted(ids) for ids in train)
+    assert {len(ids) for training, ids in seen if not training} == {48}
+    assert adata.uns["methylgpt_pretrain"]["params"]["cpgs_per_step"] == 12
+    with pytest.raises(ValueError, match="cpgs_per_step"):
+        ef.tl.pretrain(cohort.copy(), cpgs_per_step=0, **SMALL)
+
+
 def test_backed_file_gives_the_same_first_epoch(cohort, tmp_path):
     path = tmp_path / "cohort.h5ad"
     cohort.write_h5ad(path)

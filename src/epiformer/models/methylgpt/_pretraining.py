@@ -69,8 +69,10 @@ class PretrainModule(L.LightningModule):
     In each batch, `mask_ratio` of every sample's observed CpGs are masked (value -1); the loss is the MSE of the
     MLM head plus the MSE of the MVC head (values rebuilt from the ``<cls>`` embedding), both at the masked
     positions. Masks are drawn from a generator seeded by (seed, epoch, batch, rank), and the global RNG (dropout)
-    is seeded the same way before each batch, so a resumed run repeats an uninterrupted one exactly. Adam
-    (``eps=1e-4``, the authors' mixed-precision setting) with ``StepLR(1 epoch, gamma=lr_gamma)`` (published: 0.9).
+    is seeded the same way before each batch, so a resumed run repeats an uninterrupted one exactly. With
+    `cpgs_per_step`, each training batch covers a random subset of that many CpGs (drawn from the same
+    generator; validation always covers every CpG). Adam
+    (epsilon `adam_eps`) with ``StepLR(1 epoch, gamma=lr_gamma)`` (published: 0.9).
     """
 
     def __init__(
@@ -86,13 +88,16 @@ class PretrainModule(L.LightningModule):
         batch_size: int,
         num_workers: int,
         seed: int,
+        cpgs_per_step: int | None = None,
+        adam_eps: float = 1e-8,
     ) -> None:
         super().__init__()
         self.model = model
         self.register_buffer("cpg_ids", cpg_ids, persistent=False)
         self.train_rows, self.val_rows = train, val
         self.mask_ratio, self.lr, self.lr_gamma, self.batch_size = mask_ratio, lr, lr_gamma, batch_size
-        self.num_workers, self.seed = num_workers, seed
+        self.num_workers, self.seed, self.cpgs_per_step = num_workers, seed, cpgs_per_step
+        self.adam_eps = adam_eps
 
     def setup(self, stage: str) -> None:
         # the classification head takes no part in pretraining: frozen while training, so that DDP finds no
@@ -135,10 +140,10 @@ class PretrainModule(L.LightningModule):
         draws = torch.rand(observed.shape, generator=generator, device="cpu").to(observed.device)
         return observed & (draws < self.mask_ratio)
 
-    def masked_loss(self, betas: Tensor, mask: Tensor) -> Tensor:
-        """MLM + MVC mean squared errors at the masked positions."""
+    def masked_loss(self, betas: Tensor, mask: Tensor, cpg_ids: Tensor) -> Tensor:
+        """MLM + MVC mean squared errors at the masked positions of `betas`, whose columns are `cpg_ids`."""
         model = self.model
-        ids, values, kpm = model.tokenize(betas.masked_fill(mask, model.mask_value), cpg_ids=self.cpg_ids)
+        ids, values, kpm = model.tokenize(betas.masked_fill(mask, model.mask_value), cpg_ids=cpg_ids)
         out = model(ids, values, key_padding_mask=kpm, mvc=True)
         if not mask.any():  # nothing masked in this batch (tiny batches): a zero loss that keeps the graph
             return out["mlm_output"].sum() * 0.0
@@ -154,16 +159,20 @@ class PretrainModule(L.LightningModule):
         generator = torch.Generator().manual_seed(
             seed_of(self.seed, 2, self.current_epoch, batch_idx, self.global_rank)
         )
-        loss = self.masked_loss(batch, self.draw_mask(~torch.isnan(batch), generator))
+        cpg_ids = self.cpg_ids
+        if self.cpgs_per_step is not None and self.cpgs_per_step < batch.shape[1]:
+            columns = torch.randperm(batch.shape[1], generator=generator)[: self.cpgs_per_step].sort().values
+            batch, cpg_ids = batch[:, columns.to(batch.device)], cpg_ids[columns.to(cpg_ids.device)]
+        loss = self.masked_loss(batch, self.draw_mask(~torch.isnan(batch), generator), cpg_ids)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
         return loss
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         generator = torch.Generator().manual_seed(seed_of(self.seed, 3, batch_idx, self.global_rank))  # same each epoch
-        loss = self.masked_loss(batch, self.draw_mask(~torch.isnan(batch), generator))
+        loss = self.masked_loss(batch, self.draw_mask(~torch.isnan(batch), generator), self.cpg_ids)
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, eps=1e-4)
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, eps=self.adam_eps)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=self.lr_gamma)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
