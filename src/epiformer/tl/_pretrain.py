@@ -107,7 +107,7 @@ def pretrain(
     adam_eps
         Adam's epsilon. The authors used 1e-4, a setting for fp16 mixed precision; with it, gradients of the
         size a beta-value MSE gives are damped so much that, on a synthetic cohort, a model stayed at per-CpG
-        means for 25 epochs where the default 1e-8 learned the between-CpG structure within 12.
+        means for 25 epochs where the default 1e-8 learned the between-CpG structure within 13.
     val_size
         Fraction of the samples held out for the validation loss.
     accelerator, devices, num_nodes, strategy
