@@ -183,7 +183,8 @@ def training_flops(n_cpgs: int, n_samples: int) -> float:
     """Matmul FLOPs of one training step: 3 x the forward (projections, feed-forward, scores, weighted values)."""
     seq, d = n_cpgs + 1, D_MODEL
     per_layer = 12 * seq * d * d + 4 * seq * seq * d  # Wqkv + out_proj + 2 feed-forward (width d); QK^T + PV
-    encoders_decoders = 2 * seq * d * d * 3  # value encoder Linear(d, d), MLM decoder's two Linear(d, d)
+    # value encoder's Linear(d, d), the MLM decoder's two Linear(d, d), the MVC decoder's gene2query Linear(d, d)
+    encoders_decoders = 2 * seq * d * d * 4
     return 3 * n_samples * (N_LAYERS * per_layer + encoders_decoders)
 
 
@@ -235,7 +236,8 @@ def main() -> None:
                 if need > 0.8 * _available_mb():
                     print(
                         f"one training step, 8,192 CpGs x 1 sample: epiformer {ours['seconds']:.3f} s, "
-                        f"{ours['peak_mb']:.1f} MB ({_utilisation(n_cpgs, n_samples, ours['seconds'], peak)}) | methylgpt 0.1.2 not run: it would need about {need / 1024:.0f} GB "
+                        f"{ours['peak_mb']:.1f} MB ({_utilisation(n_cpgs, n_samples, ours['seconds'], peak)}) | "
+                        f"methylgpt 0.1.2 not run: it would need about {need / 1024:.0f} GB "
                         f"(4 x its 4,096-CpG peak), {_available_mb() / 1024:.0f} GB available",
                         flush=True,
                     )

@@ -41,20 +41,24 @@ def test_loss_decreases_and_history_is_recorded(cohort):
     assert list(model.vocab.probes) == sorted(adata.var_names)
 
 
-def test_masks_are_fresh_observed_only_and_reproducible():
+def _module(**options):
+    """A PretrainModule over 400 CpGs without data (for its masks and optimiser)."""
     vocab = MethylGPTVocab.from_probes([f"cg{i:08d}" for i in range(400)])
-    module = PretrainModule(
-        MethylGPT(vocab, d_model=8, n_layers=1, n_heads=2),
-        torch.arange(3, 403),
-        train=None,
-        val=None,
-        mask_ratio=0.3,
-        lr=1e-3,
-        lr_gamma=0.9,
-        batch_size=4,
-        num_workers=0,
-        seed=0,
+    settings = {"mask_ratio": 0.3, "lr": 1e-3, "lr_gamma": 0.9, "batch_size": 4, "num_workers": 0, "seed": 0}
+    settings |= {"cpgs_per_step": None, "adam_eps": 1e-8} | options
+    return PretrainModule(
+        MethylGPT(vocab, d_model=8, n_layers=1, n_heads=2), torch.arange(3, 403), train=None, val=None, **settings
     )
+
+
+def test_optimiser_settings_reach_adam_and_the_schedule():
+    optimizers = _module(lr=2e-3, lr_gamma=0.97, adam_eps=1e-6).configure_optimizers()
+    assert optimizers["optimizer"].defaults["eps"] == 1e-6 and optimizers["optimizer"].defaults["lr"] == 2e-3
+    assert optimizers["lr_scheduler"]["scheduler"].gamma == 0.97
+
+
+def test_masks_are_fresh_observed_only_and_reproducible():
+    module = _module()
     observed = torch.rand(4, 400, generator=torch.Generator().manual_seed(0)) > 0.2
     masks = [module.draw_mask(observed, torch.Generator().manual_seed(s)) for s in (1, 2)]
     assert not torch.equal(masks[0], masks[1])  # a new mask per batch, even with the same missingness
@@ -171,7 +175,7 @@ def test_rows_are_read_from_a_backed_matrix(cohort, tmp_path):
     reason="not reached yet. With the authors' Adam eps 1e-4, models of up to 60 GPU epochs stayed at per-CpG "
     "means (MAE 0.043-0.046 vs mean 0.0425, KNN 0.0242). With eps 1e-8 a 200-CpG cohort leaves that plateau "
     "after ~700 steps (MAE 0.0271 after 39 epochs vs mean 0.0439, KNN 0.0257, MLM loss alone); at 2,000 CpGs "
-    "(500-CpG steps) the plateau still held after 18 CPU epochs.",
+    "(500-CpG steps) the plateau still held after 21 CPU epochs.",
 )
 def test_pretrained_imputation_beats_mean_and_knn():
     """2,000 samples x 2,000 CpGs; 30 % of the observed values of 200 held-out samples hidden and imputed."""

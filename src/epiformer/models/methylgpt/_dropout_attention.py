@@ -88,6 +88,11 @@ def _keys_of(k: Tensor, v: Tensor, mask: Tensor | None, sample: int) -> tuple[Te
     return k[sample].index_select(1, index), v[sample].index_select(1, index), index
 
 
+def _rows_per_chunk(n_heads: int, n_keys: int) -> int:
+    """Queries per chunk, so that a chunk holds about :data:`CHUNK_SCORES` scores."""
+    return max(1, CHUNK_SCORES // (n_heads * n_keys))
+
+
 class _DropoutAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, p: float, seed: int) -> Tensor:
@@ -100,7 +105,7 @@ class _DropoutAttention(torch.autograd.Function):
         for i in range(n_samples):
             ki, vi, _ = _keys_of(k, v, mask, i)
             kt = ki.transpose(1, 2)
-            rows = max(1, CHUNK_SCORES // (n_heads * ki.shape[1]))
+            rows = _rows_per_chunk(n_heads, ki.shape[1])
             for start in range(0, n_queries, rows):
                 stop = start + rows
                 s = (q[i, :, start:stop] * scale) @ kt
@@ -130,7 +135,7 @@ class _DropoutAttention(torch.autograd.Function):
             ki, vi, index = _keys_of(k, v, mask, i)
             dki, dvi = torch.zeros_like(ki), torch.zeros_like(vi)
             kt, vt = ki.transpose(1, 2), vi.transpose(1, 2)
-            rows = max(1, CHUNK_SCORES // (n_heads * ki.shape[1]))
+            rows = _rows_per_chunk(n_heads, ki.shape[1])
             for start in range(0, n_queries, rows):
                 stop = start + rows
                 qc, go = q[i, :, start:stop] * scale, grad_out[i, :, start:stop]

@@ -71,8 +71,8 @@ class PretrainModule(L.LightningModule):
     positions. Masks are drawn from a generator seeded by (seed, epoch, batch, rank), and the global RNG (dropout)
     is seeded the same way before each batch, so a resumed run repeats an uninterrupted one exactly. With
     `cpgs_per_step`, each training batch covers a random subset of that many CpGs (drawn from the same
-    generator; validation always covers every CpG). Adam
-    (epsilon `adam_eps`) with ``StepLR(1 epoch, gamma=lr_gamma)`` (published: 0.9).
+    generator; validation always covers every CpG). Adam (epsilon `adam_eps`) with
+    ``StepLR(1 epoch, gamma=lr_gamma)`` (published: 0.9).
     """
 
     def __init__(
@@ -88,8 +88,8 @@ class PretrainModule(L.LightningModule):
         batch_size: int,
         num_workers: int,
         seed: int,
-        cpgs_per_step: int | None = None,
-        adam_eps: float = 1e-8,
+        cpgs_per_step: int | None,
+        adam_eps: float,
     ) -> None:
         super().__init__()
         self.model = model
@@ -162,7 +162,8 @@ class PretrainModule(L.LightningModule):
         cpg_ids = self.cpg_ids
         if self.cpgs_per_step is not None and self.cpgs_per_step < batch.shape[1]:
             columns = torch.randperm(batch.shape[1], generator=generator)[: self.cpgs_per_step].sort().values
-            batch, cpg_ids = batch[:, columns.to(batch.device)], cpg_ids[columns.to(cpg_ids.device)]
+            columns = columns.to(batch.device)
+            batch, cpg_ids = batch[:, columns], cpg_ids[columns]
         loss = self.masked_loss(batch, self.draw_mask(~torch.isnan(batch), generator), cpg_ids)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
         return loss
