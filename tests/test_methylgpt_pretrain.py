@@ -115,6 +115,7 @@ def test_resume_continues_exactly(cohort, tmp_path):
 
 _DDP = """
 import sys
+from pathlib import Path
 import epiformer as ef
 
 adata = ef.datasets.synthetic_methylome(64, 32, random_state=0)
@@ -124,7 +125,8 @@ model = ef.tl.pretrain(
 )
 import torch.distributed as dist
 rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-print("world", adata.uns["methylgpt_pretrain"]["params"]["world_size"], "rank", rank)
+# one file per rank: the two processes' prints would interleave on a shared stdout
+Path(sys.argv[2], f"rank{rank}.txt").write_text(str(adata.uns["methylgpt_pretrain"]["params"]["world_size"]))
 if rank == 0:
     model.save_pretrained(sys.argv[1])
 """
@@ -134,10 +136,14 @@ def test_two_process_ddp_on_cpu(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(textwrap.dedent(_DDP))
     done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "model")], capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, str(script), str(tmp_path / "model"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "world 2" in done.stdout
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == ["2", "2"]  # both ranks, world size 2
     model = MethylGPT.from_pretrained(tmp_path / "model")
     assert model.d_model == 16 and len(model.vocab.probes) == 32
     assert all(p.requires_grad for p in model.parameters())
