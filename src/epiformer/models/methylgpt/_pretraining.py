@@ -69,9 +69,10 @@ class PretrainModule(L.LightningModule):
     In each batch, `mask_ratio` of every sample's observed CpGs are masked (value -1); the loss is the MSE of the
     MLM head plus the MSE of the MVC head (values rebuilt from the ``<cls>`` embedding), both at the masked
     positions. Masks are drawn from a generator seeded by (seed, epoch, batch, rank), and the global RNG (dropout)
-    is seeded the same way before each batch, so a resumed run repeats an uninterrupted one exactly. With
+    is seeded the same way before each batch, so a resumed run repeats an uninterrupted one exactly. During the
+    first `warmup_epochs` epochs, training batches cover only the input columns `warmup_columns`; after that, with
     `cpgs_per_step`, each training batch covers a random subset of that many CpGs (drawn from the same
-    generator; validation always covers every CpG). Adam (epsilon `adam_eps`) with
+    generator). Validation always covers every CpG. Adam (epsilon `adam_eps`) with
     ``StepLR(1 epoch, gamma=lr_gamma)`` (published: 0.9).
     """
 
@@ -90,6 +91,8 @@ class PretrainModule(L.LightningModule):
         seed: int,
         cpgs_per_step: int | None,
         adam_eps: float,
+        warmup_columns: Tensor | None,
+        warmup_epochs: int,
     ) -> None:
         super().__init__()
         self.model = model
@@ -97,7 +100,8 @@ class PretrainModule(L.LightningModule):
         self.train_rows, self.val_rows = train, val
         self.mask_ratio, self.lr, self.lr_gamma, self.batch_size = mask_ratio, lr, lr_gamma, batch_size
         self.num_workers, self.seed, self.cpgs_per_step = num_workers, seed, cpgs_per_step
-        self.adam_eps = adam_eps
+        self.adam_eps, self.warmup_epochs = adam_eps, warmup_epochs
+        self.register_buffer("warmup_columns", warmup_columns, persistent=False)
 
     def setup(self, stage: str) -> None:
         # the classification head takes no part in pretraining: frozen while training, so that DDP finds no
@@ -160,7 +164,9 @@ class PretrainModule(L.LightningModule):
             seed_of(self.seed, 2, self.current_epoch, batch_idx, self.global_rank)
         )
         cpg_ids = self.cpg_ids
-        if self.cpgs_per_step is not None and self.cpgs_per_step < batch.shape[1]:
+        if self.warmup_columns is not None and self.current_epoch < self.warmup_epochs:
+            batch, cpg_ids = batch[:, self.warmup_columns], cpg_ids[self.warmup_columns]
+        elif self.cpgs_per_step is not None and self.cpgs_per_step < batch.shape[1]:
             columns = torch.randperm(batch.shape[1], generator=generator)[: self.cpgs_per_step].sort().values
             columns = columns.to(batch.device)
             batch, cpg_ids = batch[:, columns], cpg_ids[columns]
