@@ -45,7 +45,7 @@ def _module(**options):
     """A PretrainModule over 400 CpGs without data (for its masks and optimiser)."""
     vocab = MethylGPTVocab.from_probes([f"cg{i:08d}" for i in range(400)])
     settings = {"mask_ratio": 0.3, "lr": 1e-3, "lr_gamma": 0.9, "batch_size": 4, "num_workers": 0, "seed": 0}
-    settings |= {"cpgs_per_step": None, "adam_eps": 1e-8} | options
+    settings |= {"cpgs_per_step": None, "adam_eps": 1e-8, "warmup_columns": None, "warmup_epochs": 0} | options
     return PretrainModule(
         MethylGPT(vocab, d_model=8, n_layers=1, n_heads=2), torch.arange(3, 403), train=None, val=None, **settings
     )
