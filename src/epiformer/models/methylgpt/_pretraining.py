@@ -67,8 +67,8 @@ class PretrainModule(L.LightningModule):
     """Lightning wrapper of :class:`MethylGPT` for masked value modelling, as the authors pretrain.
 
     In each batch, `mask_ratio` of every sample's observed CpGs are masked (value -1); the loss is the MSE of the
-    MLM head plus the MSE of the MVC head (values rebuilt from the ``<cls>`` embedding), both at the masked
-    positions. Masks are drawn from a generator seeded by (seed, epoch, batch, rank), and the global RNG (dropout)
+    MLM head plus `mvc_weight` times the MSE of the MVC head (values rebuilt from the ``<cls>`` embedding), both at
+    the masked positions (published weight: 1; at 0 the MVC head is neither run nor trained). Masks are drawn from a generator seeded by (seed, epoch, batch, rank), and the global RNG (dropout)
     is seeded the same way before each batch, so a resumed run repeats an uninterrupted one exactly. During the
     first `warmup_epochs` epochs, training batches cover only the input columns `warmup_columns`; after that, with
     `cpgs_per_step`, each training batch covers a random subset of that many CpGs (drawn from the same
@@ -93,6 +93,7 @@ class PretrainModule(L.LightningModule):
         adam_eps: float,
         warmup_columns: Tensor | None,
         warmup_epochs: int,
+        mvc_weight: float,
     ) -> None:
         super().__init__()
         self.model = model
@@ -100,17 +101,19 @@ class PretrainModule(L.LightningModule):
         self.train_rows, self.val_rows = train, val
         self.mask_ratio, self.lr, self.lr_gamma, self.batch_size = mask_ratio, lr, lr_gamma, batch_size
         self.num_workers, self.seed, self.cpgs_per_step = num_workers, seed, cpgs_per_step
-        self.adam_eps, self.warmup_epochs = adam_eps, warmup_epochs
+        self.adam_eps, self.warmup_epochs, self.mvc_weight = adam_eps, warmup_epochs, mvc_weight
         self.register_buffer("warmup_columns", warmup_columns, persistent=False)
 
     def setup(self, stage: str) -> None:
-        # the classification head takes no part in pretraining: frozen while training, so that DDP finds no
-        # unused parameters (set before the strategy wraps the model)
-        self._cls_grad = [p.requires_grad for p in self.model.cls_decoder.parameters()]
-        self.model.cls_decoder.requires_grad_(False)
+        # heads that take no part (the classification head; the MVC head at weight 0) are frozen while training,
+        # so that DDP finds no unused parameters (set before the strategy wraps the model)
+        unused = [self.model.cls_decoder] + ([self.model.mvc_decoder] if self.mvc_weight == 0 else [])
+        self._frozen = [(p, p.requires_grad) for head in unused for p in head.parameters()]
+        for p, _ in self._frozen:
+            p.requires_grad_(False)
 
     def teardown(self, stage: str) -> None:
-        for p, flag in zip(self.model.cls_decoder.parameters(), self._cls_grad, strict=True):
+        for p, flag in self._frozen:
             p.requires_grad_(flag)
 
     # ------------------------------------------------------------------------------------------------- data
@@ -145,16 +148,17 @@ class PretrainModule(L.LightningModule):
         return observed & (draws < self.mask_ratio)
 
     def masked_loss(self, betas: Tensor, mask: Tensor, cpg_ids: Tensor) -> Tensor:
-        """MLM + MVC mean squared errors at the masked positions of `betas`, whose columns are `cpg_ids`."""
+        """MLM + `mvc_weight` x MVC mean squared errors at the masked positions of `betas` (columns `cpg_ids`)."""
         model = self.model
         ids, values, kpm = model.tokenize(betas.masked_fill(mask, model.mask_value), cpg_ids=cpg_ids)
-        out = model(ids, values, key_padding_mask=kpm, mvc=True)
+        out = model(ids, values, key_padding_mask=kpm, mvc=self.mvc_weight != 0)
         if not mask.any():  # nothing masked in this batch (tiny batches): a zero loss that keeps the graph
             return out["mlm_output"].sum() * 0.0
         target = betas[mask]
         mlm = torch.nn.functional.mse_loss(out["mlm_output"][:, 1:][mask].float(), target)
-        mvc = torch.nn.functional.mse_loss(out["mvc_output"][:, 1:][mask].float(), target)
-        return mlm + mvc
+        if self.mvc_weight == 0:
+            return mlm
+        return mlm + self.mvc_weight * torch.nn.functional.mse_loss(out["mvc_output"][:, 1:][mask].float(), target)
 
     def on_train_batch_start(self, batch: Tensor, batch_idx: int) -> None:
         torch.manual_seed(seed_of(self.seed, 1, self.current_epoch, batch_idx, self.global_rank))
