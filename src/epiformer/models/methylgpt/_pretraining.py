@@ -68,11 +68,11 @@ class PretrainModule(L.LightningModule):
 
     In each batch, `mask_ratio` of every sample's observed CpGs are masked (value -1); the loss is the MSE of the
     MLM head plus `mvc_weight` times the MSE of the MVC head (values rebuilt from the ``<cls>`` embedding), both at
-    the masked positions (published weight: 1; at 0 the MVC head is neither run nor trained). Masks are drawn from a generator seeded by (seed, epoch, batch, rank), and the global RNG (dropout)
-    is seeded the same way before each batch, so a resumed run repeats an uninterrupted one exactly. During the
-    first `warmup_epochs` epochs, training batches cover only the input columns `warmup_columns`; after that, with
-    `cpgs_per_step`, each training batch covers a random subset of that many CpGs (drawn from the same
-    generator). Validation always covers every CpG. Adam (epsilon `adam_eps`) with
+    the masked positions (published weight: 1; at 0 the MVC head is neither run nor trained). Masks are drawn from
+    a generator seeded by (seed, epoch, batch, rank), and the global RNG (dropout) is seeded the same way before
+    each batch, so a resumed run repeats an uninterrupted one exactly. During the first `warmup_epochs` epochs,
+    training batches cover only the input columns `warmup_columns`; after that, with `cpgs_per_step`, each
+    training batch covers a random subset of that many CpGs (drawn from the same generator). Validation always covers every CpG. Adam (epsilon `adam_eps`) with
     ``StepLR(1 epoch, gamma=lr_gamma)`` (published: 0.9).
     """
 
