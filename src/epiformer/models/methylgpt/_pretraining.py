@@ -72,8 +72,8 @@ class PretrainModule(L.LightningModule):
     a generator seeded by (seed, epoch, batch, rank), and the global RNG (dropout) is seeded the same way before
     each batch, so a resumed run repeats an uninterrupted one exactly. During the first `warmup_epochs` epochs,
     training batches cover only the input columns `warmup_columns`; after that, with `cpgs_per_step`, each
-    training batch covers a random subset of that many CpGs (drawn from the same generator). Validation always covers every CpG. Adam (epsilon `adam_eps`) with
-    ``StepLR(1 epoch, gamma=lr_gamma)`` (published: 0.9).
+    training batch covers a random subset of that many CpGs (drawn from the same generator). Validation always
+    covers every CpG. Adam (epsilon `adam_eps`) with ``StepLR(1 epoch, gamma=lr_gamma)`` (published: 0.9).
     """
 
     def __init__(
