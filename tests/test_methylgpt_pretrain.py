@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import anndata as ad
 import numpy as np
@@ -14,6 +15,9 @@ import torch
 import epiformer as ef
 from epiformer.models import MethylGPT, MethylGPTVocab
 from epiformer.models.methylgpt._pretraining import BetaRows, PretrainModule
+from epiformer.tl import _model_inputs as model_inputs
+from epiformer.tl._model_inputs import prepare_inputs
+from epiformer.tl._pretrain import _most_variable
 
 SMALL = {"d_model": 16, "n_layers": 2, "n_heads": 2, "batch_size": 16, "progress": False}
 
@@ -45,8 +49,8 @@ def _module(**options):
     """A PretrainModule over 400 CpGs without data (for its masks and optimiser)."""
     vocab = MethylGPTVocab.from_probes([f"cg{i:08d}" for i in range(400)])
     settings = {"mask_ratio": 0.3, "lr": 1e-3, "lr_gamma": 0.9, "batch_size": 4, "num_workers": 0, "seed": 0}
-    settings |= {"cpgs_per_step": None, "adam_eps": 1e-8, "warmup_columns": None, "warmup_epochs": 0}
-    settings |= {"mvc_weight": 1.0} | options
+    settings |= {"cpgs_per_step": None, "adam_eps": 1e-8, "warmup_columns": None, "warmup_epochs": 0, "mvc_weight": 1.0}
+    settings |= options
     return PretrainModule(
         MethylGPT(vocab, d_model=8, n_layers=1, n_heads=2), torch.arange(3, 403), train=None, val=None, **settings
     )
@@ -158,6 +162,25 @@ def test_warmup_trains_on_the_most_variable_cpgs_first(cohort, monkeypatch):
     for bad in ({"warmup_cpgs": 0}, {"warmup_cpgs": 4, "warmup_epochs": 0}):
         with pytest.raises(ValueError, match="warmup"):
             ef.tl.pretrain(cohort.copy(), **bad, **SMALL)
+
+
+def test_most_variable_ranks_cpgs_by_sd_over_the_training_rows(cohort, monkeypatch):
+    """Streamed in chunks, NaNs skipped, only the given rows counted, CpGs never observed there ranked last."""
+    monkeypatch.setattr(model_inputs, "CHUNK_ROWS", 7)  # several chunks, the last one short
+    adata = cohort.copy()
+    rows = np.arange(0, adata.n_obs, 2)
+    adata.X[:, 0] = 0.5
+    adata.X[1::2, 0] = np.arange(adata.n_obs // 2) % 2  # the largest spread, but only outside `rows`
+    adata.X[rows, 1] = np.nan  # observed only outside `rows`
+    inputs = prepare_inputs(adata, MethylGPT(MethylGPTVocab.from_probes(adata.var_names)), layer=None, var_key=None)
+    betas = adata.X[rows][:, inputs.in_data]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN column
+        sd = np.nan_to_num(np.nanstd(betas, axis=0), nan=-1.0)
+    chosen = _most_variable(inputs, rows, 10)
+    np.testing.assert_array_equal(chosen, np.sort(np.argsort(-sd, kind="stable")[:10]))
+    assert not {*np.flatnonzero(np.isin(inputs.in_data, [0, 1]))} & {*chosen}
+    assert len(_most_variable(inputs, rows, adata.n_vars)) == adata.n_vars
 
 
 def test_backed_file_gives_the_same_first_epoch(cohort, tmp_path):

@@ -89,9 +89,9 @@ def pretrain(
 
     As published: in every sample, `mask_ratio` of the observed CpGs are masked (value -1) and predicted by the
     MLM head and by the MVC head from the ``<cls>`` embedding (MSE at the masked positions, the second weighted by
-    `mvc_weight`); missing CpGs are not attended. Unlike the authors' code, the mask is drawn afresh for every batch (theirs reseeds
-    to 42 on every call); masks, shuffling and dropout are seeded by (`random_state`, epoch, batch, rank), so a
-    run is reproducible and `resume` continues exactly. Adam (learning rate `lr`, epsilon `adam_eps`), the step
+    `mvc_weight`); missing CpGs are not attended. Unlike the authors' code, the mask is drawn afresh for every
+    batch (theirs reseeds to 42 on every call); masks, shuffling and dropout are seeded by (`random_state`,
+    epoch, batch, rank), so a run is reproducible and `resume` continues exactly. Adam (learning rate `lr`, epsilon `adam_eps`), the step
     schedule ``lr * lr_gamma ** epoch`` (0.9), gradient clipping at 1.0, bf16 mixed precision on CUDA.
 
     Training runs through a Lightning :class:`~lightning.pytorch.Trainer`: `accelerator`, `devices`,
@@ -117,8 +117,8 @@ def pretrain(
     mvc_weight
         Weight of the MVC head's loss (published: 1). At 0 only the MLM head, the one that imputes, is trained. On
         a 2,000 x 2,000 synthetic cohort (held-out imputation MAE; per-CpG means 0.0425, KNNImputer 0.0242), every
-        schedule tried with both losses levelled off at 0.029-0.031, while the MLM loss alone reached 0.0275 after
-        60 epochs and 0.0238 after 312 (12 warm-up epochs, then learning-rate decay 0.993 per epoch).
+        schedule tried with both losses levelled off at 0.029-0.031, while the MLM loss alone reached 0.0238 (12
+        warm-up epochs, then 300 epochs of 200-CpG steps at learning-rate decay 0.993; the slow test's recipe).
     cpgs_per_step
         Train each step on a random subset of this many CpGs, drawn afresh for every batch (the model has no
         positional encoding, so a subset is a valid input, as in scGPT's gene sampling); the validation loss
