@@ -1,14 +1,19 @@
-"""Shared by the Lightning-based training tools: quiet start-up and the per-epoch loss history."""
+"""One Lightning run for every trainer: seeding, quiet start-up, early stopping, best weights, time budget, history."""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import lightning.pytorch as L
+import pandas as pd
+
+from epiformer._logging import logger
 
 
 @contextlib.contextmanager
@@ -22,6 +27,7 @@ def quiet_lightning() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*number of training batches.*")
+            warnings.filterwarnings("ignore", message=".*IterableDataset.*has `__len__` defined", category=UserWarning)
             yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
@@ -41,36 +47,122 @@ class HistoryCallback(L.Callback):
             if key in metrics:
                 row[key] = float(metrics[key])
         self.rows.append(row)
+        logger.debug("epoch %d: %s", trainer.current_epoch, row)
 
 
-def make_trainer(
+class BestWeights(L.Callback):
+    """Keeps a CPU copy of the weights of the epoch with the lowest `val_loss` and restores them when training ends."""
+
+    def __init__(self) -> None:
+        self.best = float("inf")
+        self.state: dict | None = None
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("val_loss")
+        if loss is not None and float(loss) < self.best and not trainer.sanity_checking:
+            self.best = float(loss)
+            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.state_dict().items()})
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.state is not None:
+            pl_module.load_state_dict(self.state)
+
+
+def fit(
+    module: L.LightningModule,
     *,
-    accelerator: str,
-    precision: str | None = None,
+    train: Any = None,
+    val: Any = None,
+    max_epochs: int,
+    random_state: int | None,
     progress: bool,
-    callbacks: list[L.Callback],
-    enable_checkpointing: bool = False,
+    accelerator: str = "auto",
+    devices: int | str | Sequence[int] = "auto",
+    strategy: str = "auto",
+    num_nodes: int = 1,
+    precision: str | None = None,
+    early_stopping_patience: int | None = None,
+    restore_best: bool = False,
+    max_time: float | timedelta | None = None,
+    callbacks: Sequence[L.Callback] = (),
+    ckpt_path: str | None = None,
     **options: Any,
-) -> L.Trainer:
-    """A Lightning :class:`~lightning.pytorch.Trainer` as epiformer's training tools use it.
+) -> pd.DataFrame:
+    """Train `module` with a Lightning :class:`~lightning.pytorch.Trainer`; return the per-epoch loss history.
 
-    No logger, no model summary, no sanity validation; `precision` `None` means ``"bf16-mixed"`` where the
-    accelerator resolves to CUDA and 32-bit elsewhere. Other `options` (`max_epochs`, `devices`, `strategy`,
-    ...) are passed on.
+    Parameters
+    ----------
+    module
+        Logs ``train_loss`` (and ``val_loss`` when it validates) once per epoch.
+    train, val
+        Training and validation dataloaders; `train` may be a :class:`~lightning.pytorch.LightningDataModule`,
+        or `None` when the module provides its own loaders.
+    max_epochs
+        Longest run.
+    random_state
+        Seed of everything random (``lightning.seed_everything``); `None` leaves the generators as they are.
+    progress
+        Show Lightning's progress bar.
+    accelerator, devices, strategy, num_nodes
+        Where to train (Lightning's options; DDP / FSDP through `strategy`).
+    precision
+        `None` means ``"bf16-mixed"`` where the accelerator resolves to CUDA and 32-bit elsewhere.
+    early_stopping_patience
+        Stop after this many epochs without a lower ``val_loss``; `None` never stops early.
+    restore_best
+        End with the weights of the epoch with the lowest ``val_loss``.
+    max_time
+        Wall-clock budget in seconds (or a :class:`~datetime.timedelta`); training stops when it is spent.
+    callbacks
+        More callbacks (checkpointing, ...).
+    ckpt_path
+        A Lightning checkpoint to resume from.
+    **options
+        Other :class:`~lightning.pytorch.Trainer` options (``gradient_clip_val``, ...).
+
+    Returns
+    -------
+    One row per epoch: ``epoch``, ``train_loss`` and, with validation, ``val_loss``.
     """
     import torch
+    from lightning.pytorch.callbacks import EarlyStopping
 
     if precision is None:
         cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
         precision = "bf16-mixed" if cuda else "32-true"
-    return L.Trainer(
-        accelerator=accelerator,
-        precision=precision,
-        logger=False,
-        enable_checkpointing=enable_checkpointing,
-        enable_model_summary=False,
-        enable_progress_bar=progress,
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-        **options,
-    )
+    history = HistoryCallback()
+    run_callbacks: list[L.Callback] = [history, *callbacks]
+    validates = val is not None or isinstance(train, L.LightningDataModule) or train is None
+    if validates and early_stopping_patience is not None:
+        run_callbacks.append(EarlyStopping(monitor="val_loss", patience=early_stopping_patience, mode="min"))
+    if validates and restore_best:
+        run_callbacks.append(BestWeights())
+    if max_time is not None and not isinstance(max_time, timedelta):
+        max_time = timedelta(seconds=float(max_time))
+    options.setdefault("enable_checkpointing", any(type(c).__name__ == "ModelCheckpoint" for c in callbacks))
+    with quiet_lightning():
+        if random_state is not None:
+            L.seed_everything(random_state, verbose=False)
+        trainer = L.Trainer(
+            max_epochs=max_epochs,
+            max_time=max_time,
+            accelerator=accelerator,
+            devices=devices,
+            strategy=strategy,
+            num_nodes=num_nodes,
+            precision=precision,
+            logger=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            num_sanity_val_steps=0,
+            callbacks=run_callbacks,
+            **options,
+        )
+        if isinstance(train, L.LightningDataModule):
+            trainer.fit(module, datamodule=train, ckpt_path=ckpt_path)
+        elif train is None:
+            trainer.fit(module, ckpt_path=ckpt_path)
+        else:
+            trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt_path)
+    logger.info("trained %d epochs on %d process(es)", trainer.current_epoch, trainer.world_size)
+    return pd.DataFrame(history.rows)

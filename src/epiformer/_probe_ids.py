@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from anndata import AnnData
+
+from epiformer._validation import check_unique
 
 #: EPICv2 appends a design suffix to the classic ID: ``cg00000029_TC21`` is ``cg00000029``.
 SUFFIX = re.compile(r"_[A-Z]{2}\d+$")
@@ -28,3 +31,36 @@ def probe_like_fraction(names: Iterable) -> float:
 def collapse_suffixes(names: Iterable) -> pd.Index:
     """Strip EPICv2 design suffixes: ``cg00000029_TC21`` -> ``cg00000029``; other IDs are kept."""
     return pd.Index(pd.Index(names).astype(str).str.replace(SUFFIX, "", regex=True))
+
+
+def var_ids(adata: AnnData, var_key: str | None) -> pd.Index:
+    """The CpG IDs of `adata`: `var_names`, or the `var[var_key]` column."""
+    if var_key is None:
+        return pd.Index(adata.var_names.astype(str))
+    if var_key not in adata.var:
+        msg = f"`var_key={var_key!r}` is not a column of `adata.var` (columns: {list(adata.var.columns)})."
+        raise KeyError(msg)
+    return pd.Index(adata.var[var_key].astype(str))
+
+
+def match_vocab(names: Sequence[str] | pd.Index, probes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``(in_data, in_vocab)`` of the probes found in both `names` and the vocabulary `probes`."""
+    names = pd.Index(names)
+    check_unique(names, what="probe IDs")
+    in_vocab = pd.Index(probes).get_indexer(names)
+    found = np.flatnonzero(in_vocab >= 0)
+    return found, in_vocab[found]
+
+
+def vocab_coverage(n_vocab: int, n_found: int, n_data: int) -> dict[str, int | float]:
+    """How much of a model's CpG vocabulary the data measures, as recorded in `uns`.
+
+    `n_vocab`, `n_found` (vocabulary CpGs in the data), `fraction_found` (of the vocabulary) and `n_unused`
+    (data CpGs outside the vocabulary).
+    """
+    return {
+        "n_vocab": int(n_vocab),
+        "n_found": int(n_found),
+        "fraction_found": float(n_found / max(n_vocab, 1)),
+        "n_unused": int(n_data - n_found),
+    }

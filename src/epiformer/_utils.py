@@ -91,3 +91,41 @@ def progress_bar(*args: Any, **kwargs: Any):
         from tqdm.auto import tqdm
 
     return tqdm(*args, **kwargs)
+
+
+def read_columns(X, columns: np.ndarray, *, chunk_size: int = 1024) -> np.ndarray:
+    """Dense float32 ``X[:, columns]`` from an in-memory, sparse or backed (h5py) matrix, read in row chunks."""
+    out = np.empty((X.shape[0], len(columns)), dtype=np.float32)
+    for start in range(0, X.shape[0], chunk_size):
+        block = to_dense_float(X[start : start + chunk_size])
+        out[start : start + chunk_size] = block[:, columns]
+    return out
+
+
+def copy_data(data: AnnData | MuData) -> AnnData | MuData:
+    """An in-memory copy of `data` (a backed AnnData is loaded into memory)."""
+    if isinstance(data, AnnData) and data.isbacked:
+        return data.to_memory()
+    return data.copy()
+
+
+def output(data: AnnData | MuData, *, copy: bool, mod: str | None, default: str) -> tuple[AnnData | MuData, AnnData]:
+    """Where a tool writes: `data` itself (or its copy), and the AnnData (modality) inside it that receives the result.
+
+    Call it after every check has passed, so a failed call never touches the caller's object.
+    """
+    data = copy_data(data) if copy else data
+    return data, select_modality(data, mod, default=default)
+
+
+def split_rows(
+    items: np.ndarray, *, val_size: float, random_state: int | np.random.Generator | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random split of `items` into training and validation parts (each sorted).
+
+    ``round(val_size * n)`` items are held out, at least one when `val_size` is positive; the training part
+    may come out empty, which callers check with their own message.
+    """
+    order = as_generator(random_state).permutation(np.asarray(items))
+    n_val = 0 if val_size == 0 or len(order) < 2 else max(1, round(val_size * len(order)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])

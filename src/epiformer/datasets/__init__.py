@@ -1,7 +1,8 @@
 """Datasets: real data bundled with the package and seeded synthetic generators with a known answer."""
 
+from epiformer.io import GenomeSegment
+
 from ._real import (
-    GenomeSegment,
     blood_gse41169,
     geo_series_matrix_example,
     hg19_chr22_segment,

@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from epiformer._constants import Key
+from epiformer.io import GenomeSegment, read_geo_series_matrix, read_methylation_matrix
 
 DATA = Path(__file__).parent / "data"
-
-
-class GenomeSegment(NamedTuple):
-    """A FASTA file holding one region of a chromosome."""
-
-    fasta: Path
-    """Path of the indexed FASTA file."""
-    record: str
-    """Name of the FASTA record."""
-    chrom: str
-    """Chromosome the record comes from."""
-    start: int
-    """1-based position of the record's first base on `chrom`."""
-    end: int
-    """1-based position of the record's last base (inclusive)."""
-    build: str
-    """Genome build."""
 
 
 def geo_series_matrix_example() -> Path:
@@ -54,8 +37,6 @@ def blood_gse41169() -> AnnData:
     AnnData of 10 samples x 20,000 CpGs (float32 betas) with `obs` columns `age` (years), `sex`,
     `disease` (``"control"`` or ``"schizophrenia"``) and `tissue`.
     """
-    from epiformer.io import read_geo_series_matrix, read_methylation_matrix
-
     adata = read_methylation_matrix(DATA / "GSE41169_blood_betas_20k.parquet", orientation="cpgs_in_rows")
     meta = read_geo_series_matrix(geo_series_matrix_example()).obs
     disease_code = meta["diseasestatus (1=control, 2=scz patient)"].map({1: "control", 2: "schizophrenia"})

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from epiformer._beta import DEFAULT_OFFSET, mvalue_to_beta
 from epiformer._constants import Key
 from epiformer._validation import _first, check_betas, check_unique, warn_all_missing_rows
 
@@ -45,9 +46,7 @@ def betas_to_anndata(frame: pd.DataFrame, *, values: Values, source: str) -> Ann
         raise ValueError(msg)
     X = frame.to_numpy(dtype=np.float64)
     if values == "mvalue":
-        from epiformer.pp import to_beta
-
-        X = to_beta(X)
+        X = np.clip(mvalue_to_beta(X, DEFAULT_OFFSET), 0.0, 1.0)
     elif values != "beta":
         msg = f"`values` must be 'beta' or 'mvalue', got {values!r}."
         raise ValueError(msg)

@@ -2,47 +2,31 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from epiformer._sequence import N_CODE, REGION, encode, normalize_chrom
 from epiformer._validation import _first
 
-#: Integer code of each base; anything else (N, IUPAC ambiguity codes) is 4.
-BASES = "ACGT"
-N_CODE = 4
-_LOOKUP = np.full(256, N_CODE, dtype=np.uint8)
-for _i, _b in enumerate(BASES):
-    _LOOKUP[ord(_b)] = _LOOKUP[ord(_b.lower())] = _i
 
-_REGION = re.compile(r"^(?P<chrom>[^:\s]+):(?P<start>[\d,]+)-(?P<end>[\d,]+)$")
+class GenomeSegment(NamedTuple):
+    """A FASTA file holding one region of a chromosome."""
 
-
-def normalize_chrom(name: str) -> str:
-    """A chromosome name without the ``chr`` prefix, with ``M`` for the mitochondrion: ``chr22`` -> ``22``."""
-    name = str(name)
-    bare = name[3:] if name.lower().startswith("chr") else name
-    return "M" if bare.upper() in {"M", "MT"} else bare
-
-
-def encode(sequence: str | bytes) -> np.ndarray:
-    """Integer codes of a DNA sequence (A=0, C=1, G=2, T=3, anything else 4; lowercase accepted), uint8."""
-    raw = sequence.encode("ascii") if isinstance(sequence, str) else sequence
-    return _LOOKUP[np.frombuffer(raw, dtype=np.uint8)]
-
-
-def one_hot(codes: np.ndarray, *, channels: int = 4, dtype=np.float32) -> np.ndarray:
-    """One-hot encoding of integer base codes, channels last: ``(..., L) -> (..., L, channels)``.
-
-    With ``channels=4`` an N is all zeros (as EpiGePT); with ``channels=5`` N has its own channel (as
-    Levy-Jurgenson et al.).
-    """
-    if channels not in (4, 5):
-        msg = f"`channels` must be 4 or 5, got {channels}."
-        raise ValueError(msg)
-    return np.eye(5, channels, dtype=dtype)[np.asarray(codes)]
+    fasta: Path
+    """Path of the indexed FASTA file."""
+    record: str
+    """Name of the FASTA record."""
+    chrom: str
+    """Chromosome the record comes from."""
+    start: int
+    """1-based position of the record's first base on `chrom`."""
+    end: int
+    """1-based position of the record's last base (inclusive)."""
+    build: str
+    """Genome build."""
 
 
 class Genome:
@@ -81,7 +65,7 @@ class Genome:
             for name in records:
                 self._records[normalize_chrom(name)] = (name, 1)
         else:
-            match = _REGION.match(region)
+            match = REGION.match(region)
             if match is None:
                 msg = f"`region={region!r}` must look like 'chrom:start-end' (1-based, inclusive)."
                 raise ValueError(msg)
@@ -171,56 +155,30 @@ class Genome:
             raise ValueError(msg)
         return out
 
+    @classmethod
+    def open(cls, fasta: str | Path | Genome | GenomeSegment, *, region: str | None = None) -> Genome:
+        """A :class:`Genome` from a FASTA path, a :class:`Genome`, or a :class:`GenomeSegment`.
 
-def as_genome(fasta: str | Path | Genome | object) -> Genome:
-    """A :class:`Genome` from a FASTA path, a :class:`Genome`, or a genome segment.
+        Parameters
+        ----------
+        fasta
+            The genome: a FASTA path, an open :class:`Genome` (returned as is), or a segment such as
+            :func:`epiformer.datasets.hg19_chr22_segment` (anything with `fasta`, `chrom`, `start`, `end`).
+        region
+            With a FASTA path, where its single record lies (see :class:`Genome`).
 
-    A segment is anything with `fasta`, `chrom`, `start` and `end`, such as
-    :func:`epiformer.datasets.hg19_chr22_segment`.
-    """
-    if isinstance(fasta, Genome):
-        return fasta
-    if all(hasattr(fasta, a) for a in ("fasta", "chrom", "start", "end")):
-        return Genome(fasta.fasta, region=f"{fasta.chrom}:{fasta.start}-{fasta.end}")
-    if isinstance(fasta, str | Path):
-        return Genome(fasta)
-    msg = f"`fasta` must be a FASTA path, an `ef.io.Genome` or a genome segment, not {type(fasta).__name__}."
-    raise TypeError(msg)
-
-
-def parse_regions(regions) -> list[tuple[str, int, int]]:
-    """``(chrom, start, end)`` triples (1-based, inclusive) from region strings, triples or a table.
-
-    Accepts ``"chr22:20,000,001-20,500,000"``, a ``(chrom, start, end)`` tuple, a list of either, or a
-    DataFrame with `chrom`, `start`, `end` columns.
-    """
-    import pandas as pd
-
-    if isinstance(regions, pd.DataFrame):
-        missing = {"chrom", "start", "end"} - set(regions.columns)
-        if missing:
-            msg = f"The regions table lacks columns {sorted(missing)}; it needs chrom, start, end (1-based, inclusive)."
-            raise ValueError(msg)
-        items = list(regions[["chrom", "start", "end"]].itertuples(index=False, name=None))
-    elif isinstance(regions, str) or (isinstance(regions, tuple) and len(regions) == 3 and isinstance(regions[1], int)):
-        items = [regions]
-    else:
-        items = list(regions)
-    out = []
-    for item in items:
-        if isinstance(item, str):
-            match = _REGION.match(item.strip())
-            if match is None:
-                msg = f"Region {item!r} must look like 'chr22:20000001-20500000' (1-based, inclusive)."
+        Returns
+        -------
+        The open genome.
+        """
+        if isinstance(fasta, Genome):
+            if region is not None:
+                msg = "`region=` applies to a FASTA path; a `Genome` already knows its region."
                 raise ValueError(msg)
-            chrom, start, end = match["chrom"], int(match["start"].replace(",", "")), int(match["end"].replace(",", ""))
-        else:
-            chrom, start, end = str(item[0]), int(item[1]), int(item[2])
-        if start < 1 or end < start:
-            msg = f"Region {chrom}:{start}-{end} is empty or starts before position 1."
-            raise ValueError(msg)
-        out.append((chrom, start, end))
-    if not out:
-        msg = "No regions given."
-        raise ValueError(msg)
-    return out
+            return fasta
+        if all(hasattr(fasta, a) for a in ("fasta", "chrom", "start", "end")):
+            return cls(fasta.fasta, region=region or f"{fasta.chrom}:{fasta.start}-{fasta.end}")
+        if isinstance(fasta, str | Path):
+            return cls(fasta, region=region)
+        msg = f"`fasta` must be a FASTA path, an `ef.io.Genome` or a genome segment, not {type(fasta).__name__}."
+        raise TypeError(msg)

@@ -10,12 +10,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._base import Predictor
     from .epigept import EpiGePT, EpiGePTConfig
     from .expression_predictor import ExpressionPredictor
     from .methylgpt import MethylGPT, MethylGPTVocab
 
 #: Public name -> sub-package that defines it.
 _LAZY = {
+    "Predictor": "._base",
     "EpiGePT": ".epigept",
     "EpiGePTConfig": ".epigept",
     "ExpressionPredictor": ".expression_predictor",

@@ -12,7 +12,7 @@ from anndata import AnnData
 from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_params
 from epiformer.pl._qc import _axes
-from epiformer.tl._metrics import evaluate
+from epiformer.tl import evaluate
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

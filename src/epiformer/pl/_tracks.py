@@ -9,8 +9,8 @@ import numpy as np
 from anndata import AnnData
 
 from epiformer._constants import Key
+from epiformer._sequence import normalize_chrom, parse_regions
 from epiformer._validation import _first
-from epiformer.io._genome import normalize_chrom, parse_regions
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -7,26 +7,12 @@ import warnings
 import numpy as np
 from anndata import AnnData
 from mudata import MuData
-from scipy.special import expit
 
+from epiformer._beta import DEFAULT_OFFSET, beta_to_mvalue, mvalue_to_beta
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
 from epiformer._utils import get_matrix, select_modality
 from epiformer._validation import check_betas
-
-#: Default offset alpha in ``M = log2((beta + alpha) / (1 - beta + alpha))``, which keeps 0 and 1 finite.
-DEFAULT_OFFSET = 1e-6
-
-
-def _mvalue(beta: np.ndarray, offset: float) -> np.ndarray:
-    beta = np.asarray(beta, dtype=np.float64)
-    return np.log2((beta + offset) / (1.0 - beta + offset))
-
-
-def _beta(m: np.ndarray, offset: float) -> np.ndarray:
-    # (2^M (1 + a) - a) / (1 + 2^M) written with the logistic function, finite for any M including +-inf
-    s = expit(np.asarray(m, dtype=np.float64) * np.log(2.0))
-    return s + offset * (2.0 * s - 1.0)
 
 
 def _check_offset(offset: float) -> None:
@@ -89,7 +75,7 @@ def to_mvalue(
     X = _input(data, mod=mod, layer=layer)
     check_betas(X, what="The input of `to_mvalue`")
     dtype = np.float64 if X.dtype == np.float64 else np.float32
-    return _apply(data, lambda x: _mvalue(x, offset), mod=mod, layer=layer, copy=copy, dtype=dtype)
+    return _apply(data, lambda x: beta_to_mvalue(x, offset), mod=mod, layer=layer, copy=copy, dtype=dtype)
 
 
 @doc_params(mod=doc_mod, layer=doc_layer, copy=doc_copy)
@@ -130,4 +116,4 @@ def to_beta(
                 stacklevel=2,
             )
     dtype = np.float64 if X.dtype == np.float64 else np.float32
-    return _apply(data, lambda x: np.clip(_beta(x, offset), 0.0, 1.0), mod=mod, layer=layer, copy=copy, dtype=dtype)
+    return _apply(data, lambda x: np.clip(mvalue_to_beta(x, offset), 0.0, 1.0), mod=mod, layer=layer, copy=copy, dtype=dtype)

@@ -10,34 +10,18 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from epiformer._annotations import LEGACY_MAX, legacy_code
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_mod, doc_params
+from epiformer._sequence import normalize_chrom
 from epiformer._utils import record_params, select_modality
 from epiformer._validation import _first
-from epiformer.io._genome import normalize_chrom
 
 Encoding = Literal["signed_bp", "legacy_halving_2kb"]
 Anchor = Literal["tss", "gene_start"]
 
 #: Default window (bp) of each encoding; the legacy code is 0 beyond 20 kb.
 DEFAULT_WINDOW = {"signed_bp": 1_000_000, "legacy_halving_2kb": 20_000}
-LEGACY_BUCKET = 2_000
-LEGACY_MAX = 20_000
-
-
-def legacy_code(offset: np.ndarray) -> np.ndarray:
-    """Levy-Jurgenson et al.'s distance code of ``offset = gene_start - cpg_pos`` (bp, genome coordinates).
-
-    ``sign(offset) * 0.5 ** k`` where ``k = ceil(|offset| / 2000) - 1`` (1 within 2 kb, 0.5 within 4 kb, ...
-    ``0.5 ** 9`` within 20 kb), 0 beyond 20 kb; an offset of exactly 0 codes as +1.
-    """
-    offset = np.asarray(offset, dtype=np.float64)
-    dist = np.abs(offset)
-    k = np.maximum(np.ceil(dist / LEGACY_BUCKET) - 1, 0)
-    code = np.where(offset < 0, -1.0, 1.0) * 0.5**k
-    return np.where(dist <= LEGACY_MAX, code, 0.0)
-
-
 def _gene_table(data, genes: pd.DataFrame | None, rna_mod: str) -> pd.DataFrame:
     """Gene coordinates in the column order of the distance matrix."""
     if genes is not None:
@@ -188,15 +172,3 @@ def cpg_gene_distances(
         genes=[str(g) for g in table.index],
     )
     return data if copy else None
-
-
-def _check_distances(adata: AnnData, key: str) -> tuple[sparse.csr_matrix, list[str], str]:
-    """The distance matrix, its gene order and encoding, or a clear error naming :func:`cpg_gene_distances`."""
-    if key not in adata.varm or key not in adata.uns or "genes" not in adata.uns[key]:
-        msg = f"`varm[{key!r}]` not found. Run `ef.pp.cpg_gene_distances(mdata)` first."
-        raise KeyError(msg)
-    return (
-        sparse.csr_matrix(adata.varm[key]),
-        [str(g) for g in adata.uns[key]["genes"]],
-        str(adata.uns[key]["params"]["encoding"]),
-    )

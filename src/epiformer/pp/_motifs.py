@@ -20,9 +20,10 @@ import pandas as pd
 from anndata import AnnData
 
 from epiformer._constants import Key
+from epiformer._sequence import bin_frame, bin_range, one_hot, parse_regions
 from epiformer._utils import record_params
 from epiformer._validation import _first, check_unique
-from epiformer.io._genome import Genome, as_genome, one_hot, parse_regions
+from epiformer.io import Genome
 
 if TYPE_CHECKING:
     import torch
@@ -125,23 +126,6 @@ def _pvalue_threshold(log_odds: np.ndarray, pvalue: float) -> float:
     tail = np.cumsum(dist[::-1])[::-1]  # P(score >= index)
     index = int(np.argmax(tail <= pvalue)) if tail[-1] <= pvalue else dist.size - 1
     return (index + low.sum()) * _SCORE_RESOLUTION
-
-
-def bin_range(start: int, end: int, bin_size: int) -> tuple[int, int]:
-    """First bin and number of bins covering ``start..end`` (1-based inclusive); bin k holds ``k*bin+1 .. (k+1)*bin``."""
-    first = (start - 1) // bin_size
-    return first, (end - 1) // bin_size - first + 1
-
-
-def bin_frame(chrom: str, first_bin: int, n_bins: int, bin_size: int) -> pd.DataFrame:
-    """`chrom`, `start`, `end` (1-based, inclusive) of consecutive bins, indexed ``chrom:start-end``."""
-    starts = (first_bin + np.arange(n_bins)) * bin_size + 1
-    ends = starts + bin_size - 1
-    index = [f"{chrom}:{s}-{e}" for s, e in zip(starts, ends, strict=True)]
-    return pd.DataFrame(
-        {Key.var.chrom: chrom, Key.var.start: starts.astype(np.int64), Key.var.end: ends.astype(np.int64)},
-        index=index,
-    )
 
 
 class MotifScanner:
@@ -325,7 +309,7 @@ def motif_scores(
     """
     names = tf_list(tfs)
     spans = parse_regions(regions)
-    genome = as_genome(fasta)
+    genome = Genome.open(fasta)
     source = "JASPAR2024 CORE vertebrates (pyjaspar)" if motifs is None else "user-supplied"
     if motifs is None:
         motifs = jaspar_motifs(tfs=names)

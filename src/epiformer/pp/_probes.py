@@ -11,24 +11,15 @@ from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_layer, doc_params
-from epiformer._probe_ids import SUFFIX, collapse_suffixes
-from epiformer._utils import get_matrix, to_dense_float
-from epiformer._validation import _first, check_unique
+from epiformer._probe_ids import SUFFIX, collapse_suffixes, match_vocab, var_ids, vocab_coverage
+from epiformer._utils import get_matrix, read_columns, to_dense_float
+from epiformer._validation import _first
 
 
 class HasProbes(Protocol):
     """Anything with an ordered list of probe IDs, such as :class:`epiformer.models.MethylGPTVocab`."""
 
     probes: Sequence[str]
-
-
-def _var_ids(adata: AnnData, var_key: str | None) -> pd.Index:
-    if var_key is None:
-        return pd.Index(adata.var_names.astype(str))
-    if var_key not in adata.var:
-        msg = f"`var_key={var_key!r}` is not a column of `adata.var` (columns: {list(adata.var.columns)})."
-        raise KeyError(msg)
-    return pd.Index(adata.var[var_key].astype(str))
 
 
 def _group_mean(X: np.ndarray, codes: np.ndarray, first: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -71,7 +62,7 @@ def harmonize_probes(adata: AnnData, *, var_key: str | None = None) -> AnnData:
     averaged, the first replicate's `var` annotations plus `var['n_probes_merged']`, and the counts in
     `uns['harmonize_probes']` (`n_input`, `n_output`, `n_suffixed`, `n_ids_averaged`, `n_probes_averaged`).
     """
-    raw = _var_ids(adata, var_key)
+    raw = var_ids(adata, var_key)
     suffixed = raw.str.contains(SUFFIX)
     codes, uniques = pd.factorize(collapse_suffixes(raw))
     n_out = len(uniques)
@@ -97,24 +88,6 @@ def harmonize_probes(adata: AnnData, *, var_key: str | None = None) -> AnnData:
         "n_ids_averaged": int((counts > 1).sum()),
         "n_probes_averaged": int(counts[counts > 1].sum()),
     }
-    return out
-
-
-def match_vocab(names: Sequence[str] | pd.Index, probes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Positions ``(in_data, in_vocab)`` of the probes found in both `names` and the vocabulary `probes`."""
-    names = pd.Index(names)
-    check_unique(names, what="probe IDs")
-    in_vocab = pd.Index(probes).get_indexer(names)
-    found = np.flatnonzero(in_vocab >= 0)
-    return found, in_vocab[found]
-
-
-def read_columns(X, columns: np.ndarray, *, chunk_size: int = 1024) -> np.ndarray:
-    """Dense float32 ``X[:, columns]`` from an in-memory, sparse or backed (h5py) matrix, read in row chunks."""
-    out = np.empty((X.shape[0], len(columns)), dtype=np.float32)
-    for start in range(0, X.shape[0], chunk_size):
-        block = to_dense_float(X[start : start + chunk_size])
-        out[start : start + chunk_size] = block[:, columns]
     return out
 
 
@@ -146,7 +119,7 @@ def align_to_vocab(
         If probe IDs are duplicated or still carry EPICv2 suffixes (run :func:`epiformer.pp.harmonize_probes`).
     """
     probes = pd.Index(getattr(vocab, "probes", vocab), dtype=str)
-    names = _var_ids(adata, var_key)
+    names = var_ids(adata, var_key)
     suffixed = list(names[names.str.contains(SUFFIX)])
     if suffixed:
         msg = (
@@ -158,10 +131,5 @@ def align_to_vocab(
     X = np.full((adata.n_obs, len(probes)), np.nan, dtype=np.float32)
     X[:, in_vocab] = read_columns(get_matrix(adata, layer), in_data)
     out = AnnData(X=X, obs=adata.obs.copy(), var=pd.DataFrame(index=probes))
-    out.uns[Key.uns.vocab_coverage] = {
-        "n_vocab": int(len(probes)),
-        "n_found": int(len(in_data)),
-        "fraction_found": float(len(in_data) / max(len(probes), 1)),
-        "n_unused": int(len(names) - len(in_data)),
-    }
+    out.uns[Key.uns.vocab_coverage] = vocab_coverage(len(probes), len(in_data), len(names))
     return out

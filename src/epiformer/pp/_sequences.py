@@ -6,25 +6,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_mod, doc_params
 from epiformer._utils import record_params, select_modality
-from epiformer.datasets._real import GenomeSegment
-from epiformer.io._genome import Genome
-
-
-def _genome(fasta: str | Path | Genome | GenomeSegment, region: str | None) -> Genome:
-    if isinstance(fasta, Genome):
-        if region is not None:
-            msg = "`region=` applies to a FASTA path; a `Genome` already knows its region."
-            raise ValueError(msg)
-        return fasta
-    if isinstance(fasta, GenomeSegment):
-        region = region or f"{fasta.chrom}:{fasta.start}-{fasta.end}"
-        fasta = fasta.fasta
-    return Genome(fasta, region=region)
+from epiformer.io import Genome, GenomeSegment
 
 
 @doc_params(mod=doc_mod, copy=doc_copy)
@@ -88,7 +74,7 @@ def cpg_sequences(
     if adata.var[Key.var.pos].isna().any():
         msg = "`var['pos']` has missing positions; drop those CpGs first."
         raise ValueError(msg)
-    genome = _genome(fasta, region)
+    genome = Genome.open(fasta, region=region)
     codes = genome.windows(
         adata.var[Key.var.chrom].astype(str).to_numpy(), adata.var[Key.var.pos].to_numpy(), flank=flank
     )
@@ -110,11 +96,3 @@ def cpg_sequences(
         frac_cg_centre=frac_cg,
     )
     return data if copy else None
-
-
-def _check_sequences(adata: AnnData, key: str) -> np.ndarray:
-    """The `varm` sequence codes, or a clear error naming :func:`cpg_sequences`."""
-    if key not in adata.varm:
-        msg = f"`varm[{key!r}]` not found. Run `ef.pp.cpg_sequences(data, fasta)` first."
-        raise KeyError(msg)
-    return np.asarray(adata.varm[key])

@@ -10,8 +10,8 @@ from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_mod, doc_params, doc_random_state
+from epiformer._sequence import normalize_chrom
 from epiformer._utils import as_generator, record_params, select_modality
-from epiformer.io._genome import normalize_chrom
 from epiformer.pp._split_samples import SPLITS
 
 SplitBy = Literal["random", "chromosome", "block"]
@@ -144,14 +144,3 @@ def split_pairs(
     methyl.var[key_added] = pd.Categorical(cpg_split, categories=list(SPLITS))
     record_params(methyl, key_added, {"test_size": test_size, "val_size": val_size, "by": by, "block_size": block_size})
     return data if copy else None
-
-
-def pair_split(data, *, split_key: str = Key.obs.split, mod: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The sample and CpG split labels (object arrays), or a clear error naming :func:`split_pairs`."""
-    methyl = select_modality(data, mod, default=Key.mod.methyl)
-    obs = methyl.obs if isinstance(data, AnnData) else data.obs
-    if split_key not in obs or split_key not in methyl.var:
-        msg = f"No `{split_key}` in `obs` and the CpG `var`. Run `ef.pp.split_pairs(data)` first."
-        raise KeyError(msg)
-    samples = obs[split_key].reindex(methyl.obs_names).astype(object).to_numpy()
-    return samples, methyl.var[split_key].astype(object).to_numpy()

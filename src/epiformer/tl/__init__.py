@@ -10,14 +10,13 @@ from ._finetune import MethylGPTPredictor, finetune
 from ._fit_epigept import fit_epigept
 from ._impute import impute
 from ._metrics import evaluate
-from ._predictor import Predictor, predict
+from ._predictor import predict
 from ._pretrain import pretrain
 from ._variant_effect import variant_effect
 
 __all__ = [
     "BaselinePredictor",
     "MethylGPTPredictor",
-    "Predictor",
     "attention",
     "dilution_curve",
     "embed",
@@ -34,3 +33,23 @@ __all__ = [
     "pretrain",
     "variant_effect",
 ]
+
+
+#: Names moved to :mod:`epiformer.models`, kept here for one release.
+_MOVED = {"Predictor": "Predictor"}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import warnings
+
+        from epiformer import models
+
+        warnings.warn(
+            f"`ef.tl.{name}` moved to `ef.models.{_MOVED[name]}`; the old name will be removed in the next release.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return getattr(models, _MOVED[name])
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

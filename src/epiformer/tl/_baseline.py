@@ -10,11 +10,11 @@ from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_layer, doc_params, doc_random_state
+from epiformer._targets import resolve_target
 from epiformer._utils import get_matrix, to_dense_float
 from epiformer._validation import check_betas
-from epiformer.pp._probes import align_to_vocab
-from epiformer.tl._predictor import Predictor
-from epiformer.tl._targets import resolve_target
+from epiformer.models import Predictor
+from epiformer.pp import align_to_vocab
 
 
 class BaselinePredictor(Predictor):

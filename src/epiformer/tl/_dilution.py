@@ -10,11 +10,11 @@ import pandas as pd
 from scipy import sparse
 from tqdm.auto import tqdm
 
+from epiformer._annotations import pair_split
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_params
 from epiformer._utils import as_generator, get_matrix, record_params
 from epiformer.pp._dilute import DiluteMethod, _dilute_legacy, _dilute_multinomial
-from epiformer.pp._split import pair_split
 from epiformer.tl._expression_predictor import _aligned_expression, _scores
 
 if TYPE_CHECKING:

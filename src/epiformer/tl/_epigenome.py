@@ -12,9 +12,10 @@ import pandas as pd
 from anndata import AnnData
 
 from epiformer._constants import Key
+from epiformer._sequence import normalize_chrom, one_hot, parse_regions
 from epiformer._utils import progress_bar, record_params, resolve_device, to_dense_float
 from epiformer._validation import _first
-from epiformer.io._genome import Genome, as_genome, normalize_chrom, one_hot, parse_regions
+from epiformer.io import Genome
 from epiformer.pp._motifs import MotifScanner, bin_frame, bin_range, jaspar_motifs
 
 if TYPE_CHECKING:
@@ -213,7 +214,7 @@ def predict_epigenome(
     check_model(model)
     X, names = context_matrix(contexts, model)
     spans = parse_regions(regions)
-    genome = as_genome(fasta)
+    genome = Genome.open(fasta)
     cfg = model.config
     crop = cfg.n_bins // 4 if crop is None else int(crop)
     keep = cfg.n_bins - 2 * crop

@@ -10,13 +10,12 @@ import pandas as pd
 from anndata import AnnData
 from scipy import stats
 
+from epiformer._annotations import check_sequences, pair_split
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_layer, doc_params
+from epiformer._sequence import normalize_chrom
 from epiformer._utils import get_matrix, record_params, to_dense_float
 from epiformer._validation import _first
-from epiformer.io._genome import normalize_chrom
-from epiformer.pp._sequences import _check_sequences
-from epiformer.pp._split import pair_split
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -372,7 +371,7 @@ def _baselines(methyl: AnnData, truth: np.ndarray, rows: np.ndarray, cols: np.nd
         train_mean = np.nanmean(truth[np.ix_(train_s, train_c)], axis=0)
     usable = ~np.isnan(train_mean)
     out = {}
-    codes = _check_sequences(methyl, seq_key)
+    codes = check_sequences(methyl, seq_key)
     features = sequence_features(codes)
     ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 6)))
     ridge.fit(features[train_c[usable]], train_mean[usable])

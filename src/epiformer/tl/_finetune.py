@@ -15,12 +15,12 @@ from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._docs import doc_layer, doc_params, doc_random_state
+from epiformer._targets import Task, resolve_target
 from epiformer._utils import as_generator, package_version
 from epiformer._validation import check_betas
-from epiformer.pp._probes import align_to_vocab
+from epiformer.models import Predictor
+from epiformer.pp import align_to_vocab
 from epiformer.tl._model_inputs import check_model, model_on, prepare_inputs
-from epiformer.tl._predictor import Predictor
-from epiformer.tl._targets import Task, resolve_target
 
 if TYPE_CHECKING:
     from epiformer.models import MethylGPT

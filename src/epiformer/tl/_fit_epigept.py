@@ -11,9 +11,10 @@ from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._docs import doc_params, doc_random_state
+from epiformer._sequence import normalize_chrom
 from epiformer._utils import to_dense_float
 from epiformer._validation import _first
-from epiformer.io._genome import as_genome, normalize_chrom
+from epiformer.io import Genome
 from epiformer.tl._epigenome import check_model, context_matrix, motif_source
 
 if TYPE_CHECKING:
@@ -155,7 +156,7 @@ def fit_epigept(
         msg = "`tracks` holds no measured value (all NaN)."
         raise ValueError(msg)
 
-    genome = as_genome(fasta)
+    genome = Genome.open(fasta)
     source = motif_source(model, names, motif_scores=motif_scores, motifs=motifs)
     codes = np.stack(
         [genome.fetch(c, k * cfg.bin_size + 1, (k + cfg.n_bins) * cfg.bin_size, pad=True) for c, k in windows]

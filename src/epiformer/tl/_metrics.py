@@ -9,7 +9,7 @@ from scipy import stats
 
 from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_params
-from epiformer.tl._targets import Task, resolve_target
+from epiformer._targets import Task, resolve_target
 
 
 def regression_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:

@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from anndata import AnnData
 
-from epiformer._utils import get_matrix, resolve_device
+from epiformer._utils import get_matrix, read_columns, resolve_device
 from epiformer._validation import check_betas, warn_all_missing_rows
-from epiformer.pp._probes import read_columns
 
 if TYPE_CHECKING:
     import torch

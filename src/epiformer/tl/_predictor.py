@@ -1,8 +1,8 @@
-"""What every sample-level predictor (fine-tuned model or baseline) offers, and the tool that applies one."""
+"""`ef.tl.predict`: apply a sample-level predictor (a fine-tuned model or a baseline) to every sample."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -10,30 +10,9 @@ from anndata import AnnData
 
 from epiformer._docs import doc_adata, doc_copy, doc_layer, doc_params
 from epiformer._utils import record_params
-from epiformer.tl._targets import Task
 
-
-class Predictor(ABC):
-    """A trained model that predicts one `obs` column of a samples x CpGs methylation matrix.
-
-    Subclasses set `target`, `task` and `classes` and implement :meth:`predict_values`;
-    :func:`epiformer.tl.predict` writes the result into the AnnData.
-    """
-
-    target: str
-    """The `obs` column the model was trained on."""
-    task: Task
-    """``"regression"`` or ``"classification"``."""
-    classes: list[str] | None
-    """Class labels in output order (classification) or `None`."""
-
-    @abstractmethod
-    def predict_values(self, adata: AnnData, *, layer: str | None = None) -> np.ndarray:
-        """Predictions for every sample: values ``(n_obs,)`` or class probabilities ``(n_obs, n_classes)``."""
-
-    def describe(self) -> dict:
-        """Settings recorded in `uns` next to the predictions."""
-        return {"predictor": type(self).__name__, "target": self.target, "task": self.task}
+if TYPE_CHECKING:
+    from epiformer.models import Predictor
 
 
 @doc_params(adata=doc_adata, layer=doc_layer, copy=doc_copy)

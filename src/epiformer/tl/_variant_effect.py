@@ -10,9 +10,10 @@ import pandas as pd
 from anndata import AnnData
 
 from epiformer._constants import Key
+from epiformer._sequence import encode
 from epiformer._utils import progress_bar, record_params, resolve_device
 from epiformer._validation import _first
-from epiformer.io._genome import as_genome, encode
+from epiformer.io import Genome
 from epiformer.pp._motifs import MotifScanner, jaspar_motifs
 from epiformer.tl._epigenome import check_model, context_matrix, predict_window
 
@@ -119,7 +120,7 @@ def variant_effect(
     if flank_bins < 0 or eps <= 0:
         msg = f"`flank_bins` must be >= 0 and `eps` > 0, got {flank_bins} and {eps}."
         raise ValueError(msg)
-    genome = as_genome(fasta)
+    genome = Genome.open(fasta)
     cfg = model.config
     bs, n_bins = cfg.bin_size, cfg.n_bins
     scanner = MotifScanner(motifs if motifs is not None else jaspar_motifs(tfs=names), names, bin_size=bs)

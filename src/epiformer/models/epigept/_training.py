@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from epiformer.io._genome import one_hot
+from epiformer._sequence import one_hot
 from epiformer.models.epigept._module import EpiGePT
 
 

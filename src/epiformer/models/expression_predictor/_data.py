@@ -12,7 +12,7 @@ import torch
 from scipy import sparse
 from torch.utils.data import DataLoader, IterableDataset
 
-from epiformer.pp._distances import legacy_code
+from epiformer._annotations import legacy_code
 
 Scaling = Literal["minmax", "standard"]
 

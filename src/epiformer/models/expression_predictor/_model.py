@@ -16,6 +16,7 @@ from scvi.data import AnnDataManager, fields
 from scvi.model.base import BaseModelClass
 from torch import nn
 
+from epiformer._annotations import check_distances, check_sequences, pair_split
 from epiformer._constants import Key
 from epiformer._utils import package_version, to_dense_float
 from epiformer.models.expression_predictor._data import (
@@ -31,9 +32,6 @@ from epiformer.models.expression_predictor._networks import (
     init_output_bias,
     n_parameters,
 )
-from epiformer.pp._distances import _check_distances
-from epiformer.pp._sequences import _check_sequences
-from epiformer.pp._split import pair_split
 
 Architecture = Literal["factorized", "levy_jurgenson"]
 ARCHITECTURES = ("factorized", "levy_jurgenson")
@@ -183,8 +181,8 @@ class ExpressionPredictor(BaseModelClass):
         self._rna_mod, self._methyl_mod = modalities["rna_layer"], modalities["methyl_layer"]
         methyl = mdata.mod[self._methyl_mod]
         genes = [str(g) for g in mdata.mod[self._rna_mod].var_names]
-        seq = _check_sequences(methyl, seq_key)
-        dist, dist_genes, encoding = _check_distances(methyl, dist_key)
+        seq = check_sequences(methyl, seq_key)
+        dist, dist_genes, encoding = check_distances(methyl, dist_key)
         if dist_genes != genes:
             position = {g: i for i, g in enumerate(dist_genes)}
             absent = [g for g in genes if g not in position]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from epiformer.pp._distances import LEGACY_BUCKET, LEGACY_MAX
+from epiformer._annotations import LEGACY_BUCKET, LEGACY_MAX
 
 N_BASES = 5
 
@@ -23,7 +23,7 @@ def one_hot_codes(codes: torch.Tensor) -> torch.Tensor:
 
 
 def legacy_code_torch(offset: torch.Tensor) -> torch.Tensor:
-    """The halving-every-2-kb code of :func:`epiformer.pp._distances.legacy_code` on a tensor of offsets."""
+    """The halving-every-2-kb code of :func:`epiformer._annotations.legacy_code` on a tensor of offsets."""
     dist = offset.abs()
     k = torch.clamp(torch.ceil(dist / LEGACY_BUCKET) - 1, min=0)
     code = torch.where(offset < 0, -1.0, 1.0) * torch.pow(0.5, k)

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from epiformer._utils import read_columns
 from epiformer.models.methylgpt._module import MethylGPT
-from epiformer.pp._probes import read_columns
 
 
 def seed_of(*parts: int) -> int:

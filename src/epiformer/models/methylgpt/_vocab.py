@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from epiformer._probe_ids import match_vocab, var_ids
 from epiformer._validation import _first, check_unique
-from epiformer.pp._probes import _var_ids, match_vocab
 
 #: The special tokens and their fixed indices in every published ``vocab.json``.
 SPECIAL_TOKENS = ("<pad>", "<cls>", "<eoc>")
@@ -167,7 +167,7 @@ class MethylGPTVocab:
         -------
         ``(in_data, in_vocab)``: column positions in `adata` and the matching positions in :attr:`probes`.
         """
-        return match_vocab(_var_ids(adata, var_key), self.probes)
+        return match_vocab(var_ids(adata, var_key), self.probes)
 
     def coverage(self, adata: AnnData, *, var_key: str | None = None) -> dict[str, int | float]:
         """How much of the vocabulary `adata` covers.
