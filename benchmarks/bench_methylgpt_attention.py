@@ -32,7 +32,7 @@ def setup(n_tokens: int):
 
 
 def setup_chunked(n_tokens: int):
-    from epiformer.tl._attention import received_attention  # imported before the clock starts
+    from epiformer.models.methylgpt import received_attention  # imported before the clock starts
 
     return received_attention, setup(n_tokens)
 

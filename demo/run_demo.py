@@ -114,7 +114,7 @@ def methylation_from_expression(out: Path) -> None:
         ef.pp.cpg_sequences(mdata, mdata.uns["synthetic"]["fasta"], flank=200)
         ef.pp.cpg_gene_distances(mdata)
         ef.pp.split_pairs(mdata, by="block", block_size=20_000)
-        model = ef.tl.fit_expression_predictor(mdata, max_epochs=40, enable_progress_bar=False)
+        model = ef.tl.fit_expression_predictor(mdata, max_epochs=40, progress=False)
         ef.tl.predict_methylation(mdata, model)
         scores = ef.tl.evaluate_methylation(mdata, groupby="expression_driven")
         scores.to_csv(out / "methylation_from_expression_scores.csv")
@@ -124,15 +124,16 @@ def methylation_from_expression(out: Path) -> None:
         spots = visium.copy()
         sc.pp.normalize_total(spots, target_sum=1e4)
         sc.pp.log1p(spots)
-        maps = ef.tl.predict_methylation(spots, model)
-        maps.write_h5ad(out / "visium_methylation_map.h5ad")
+        ef.tl.predict_methylation(spots, model)  # -> spots.obsm["predicted_methylation"], spots x CpGs
+        spots.write_h5ad(out / "visium_methylation_map.h5ad")
         model.save(out / "expression_predictor", overwrite=True)
     finally:
         torch.set_num_threads(threads)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     ef.pl.dilution_curve(mdata, metric="per_cpg_spearman", ax=axes[0])
-    shown = driven[np.argsort(maps[:, driven].X.std(axis=0))[::-1][0]]
-    axes[1].scatter(*maps.obsm["spatial"].T, c=maps[:, shown].X.ravel(), s=12, cmap="viridis")
+    maps = spots.obsm["predicted_methylation"]
+    shown = maps[driven].std().idxmax()
+    axes[1].scatter(*spots.obsm["spatial"].T, c=maps[shown].to_numpy(), s=12, cmap="viridis")
     axes[1].set(title=f"predicted methylation {shown}", aspect="equal", xticks=[], yticks=[])
     axes[1].invert_yaxis()
     fig.tight_layout()

@@ -34,7 +34,7 @@ def test_documented_and_listed(sub, name):
 
 
 def test_signatures_keyword_only():
-    """scanpy convention: the data object first, every option keyword-only."""
+    """scanpy convention: the data object first, every option keyword-only (an optional model may follow the data)."""
     for sub, name in PUBLIC:
         obj = getattr(getattr(ef, sub), name)
         if not inspect.isfunction(obj):
@@ -42,6 +42,6 @@ def test_signatures_keyword_only():
         positional = [
             p
             for p in inspect.signature(obj).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty and p.name != "model"
         ]
         assert not positional or sub == "datasets", f"ef.{sub}.{name}: options {positional} are not keyword-only"

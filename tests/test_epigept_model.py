@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from epigept_published import PublishedEpiGePT, perturb, save_lightning_checkpoint, small_config
 
 from epiformer.models import EpiGePT, EpiGePTConfig
+from epiformer.models._base import sha256
 from epiformer.models.epigept._checkpoint import config_from_state, read_lightning_checkpoint
 
 TOL = 1e-4
@@ -99,7 +101,9 @@ def test_parity_with_published_bertmodel(tmp_path, head_hidden):
     model = EpiGePT.from_pretrained(tmp_path / "model.ckpt", tf_names=names, n_heads=config.n_heads)
     assert model.config.variant == ("hg38" if head_hidden else "hg19")
     assert model.tf_names == tuple(names)
-    assert model.checkpoint_info["epoch"] == 41 and len(model.checkpoint_info["sha256"]) == 64
+    assert model.checkpoint["epoch"] == 41 and len(model.checkpoint["sha256"]) == 64
+    with pytest.warns(FutureWarning, match="renamed `EpiGePT.checkpoint`"):
+        assert model.checkpoint_info is model.checkpoint
     seq, tf = _inputs(config)
     with torch.no_grad():
         expected, got = net(seq, tf), model(seq, tf)
@@ -195,10 +199,16 @@ def test_save_pretrained_roundtrips(tmp_path):
     with torch.no_grad():
         expected = model(seq, tf)
 
+    model.history = pd.DataFrame({"epoch": [0, 1], "train_loss": [0.5, 0.25], "val_loss": [0.75, np.nan]})
     directory = model.save_pretrained(tmp_path / "st")
     assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
     again = EpiGePT.from_pretrained(directory)
     assert again.config == config
+    pd.testing.assert_frame_equal(again.history, model.history, check_dtype=False)
+    assert again.checkpoint["format"] == "safetensors" and again.checkpoint["sha256"] == sha256(
+        directory / "model.safetensors"
+    )
+    assert EpiGePT(config).history.columns.tolist() == ["epoch", "train_loss", "val_loss"]
     with pytest.raises(ValueError, match="2 `tf_names` for a model of 7 TFs"):
         EpiGePT.from_pretrained(directory, tf_names=["A", "B"])
     with torch.no_grad():
@@ -230,3 +240,32 @@ def test_callback_state_with_numpy_scalars_loads(tmp_path):
     callbacks = list(ckpt["callbacks"])
     assert [c.__name__ for c in callbacks] == ["EarlyStopping", "ModelCheckpoint"]
     assert all(c.__module__ == "epiformer.models.epigept._checkpoint" for c in callbacks)  # inert stand-ins
+
+
+def test_folder_from_before_the_sha256_and_history_loads_and_a_swapped_file_is_refused(tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    config = small_config()
+    torch.manual_seed(2)
+    model = perturb(EpiGePT(config)).eval()
+    old = tmp_path / "old"
+    old.mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(old / "model.safetensors"))
+    meta = {"format": "epiformer-epigept", "epiformer_version": "0.1", "config": config.to_dict()}
+    meta["checkpoint"] = {"variant": "hg38", "epoch": 41, "source_sha256": "ab" * 32}
+    (old / "config.json").write_text(json.dumps(meta))
+    loaded = EpiGePT.from_pretrained(old)
+    assert loaded.history.empty and loaded.checkpoint["source_sha256"] == "ab" * 32
+    seq, tf = _inputs(config)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(seq, tf), model(seq, tf), rtol=0, atol=0)
+    # re-saved: the provenance of the original file is kept
+    again = json.loads((loaded.save_pretrained(tmp_path / "new") / "config.json").read_text())
+    assert again["checkpoint"] == meta["checkpoint"] and len(again["sha256"]) == 64
+
+    other = EpiGePT(config)
+    save_file({k: v.contiguous() for k, v in other.state_dict().items()}, str(tmp_path / "new" / "model.safetensors"))
+    with pytest.raises(ValueError, match="the weights were replaced"):
+        EpiGePT.from_pretrained(tmp_path / "new")

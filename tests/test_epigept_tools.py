@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import warnings
 from pathlib import Path
@@ -21,10 +22,10 @@ from epigept_published import perturb, small_config
 
 import epiformer as ef
 from epiformer import Key
-from epiformer.io._genome import encode, one_hot
+from epiformer._sequence import bin_frame, encode, one_hot
 from epiformer.models import EpiGePT
-from epiformer.models.epigept._training import masked_mse
-from epiformer.pp._motifs import MotifScanner
+from epiformer.models.epigept import masked_mse
+from epiformer.pp import MotifScanner
 
 TFS = ["T0", "T1", "T2", "T3", "T4", "T5", "T6"]
 SEGMENT = ef.datasets.hg19_chr22_segment()
@@ -159,7 +160,7 @@ def test_variant_effect_rescores_motifs(model, contexts):
     variants = pd.DataFrame({"chrom": ["22", "chr22"], "pos": [VARIANT_POS, 20_400_050]}, index=["site", "other"])
     variants["ref"] = [ref, "ACGT"[GENOME.fetch("22", 20_400_050, 20_400_050)[0]]]
     variants["alt"] = [alt, "T" if variants["ref"].iloc[1] != "T" else "A"]
-    effect = ef.tl.variant_effect(model, variants, contexts=contexts, fasta=SEGMENT, motifs=MOTIFS, progress=False)
+    effect = ef.tl.variant_effect(contexts, model, variants=variants, fasta=SEGMENT, motifs=MOTIFS, progress=False)
     assert effect.shape == (2, 3 * 8) and effect.var_names[0] == "a|DNase"
     assert effect.var[Key.var.signal].tolist()[:8] == list(model.signals)
     assert effect.obs.loc["site", Key.obs.motif_delta] > 0  # the allele creates a T6 site
@@ -186,19 +187,36 @@ def test_variant_effect_rescores_motifs(model, contexts):
     assert np.abs(expected).max() > 1e-4
 
 
+def test_variant_effect_old_argument_order_still_works(model, contexts):
+    pos = 20_400_050
+    ref = "ACGT"[GENOME.fetch("22", pos, pos)[0]]
+    variants = pd.DataFrame({"chrom": ["22"], "pos": [pos], "ref": [ref], "alt": ["T" if ref != "T" else "A"]})
+    options = {"fasta": SEGMENT, "motifs": MOTIFS, "progress": False, "device": "cpu"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        new = ef.tl.variant_effect(contexts, model, variants=variants, **options)
+        with pytest.warns(FutureWarning, match=r"variant_effect\(contexts, model, variants=\.\.\."):
+            old = ef.tl.variant_effect(model, variants, contexts=contexts, **options)
+        with pytest.warns(FutureWarning):
+            old_keyword = ef.tl.variant_effect(model, variants=variants, contexts=contexts, **options)
+    np.testing.assert_array_equal(old.X, new.X)
+    np.testing.assert_array_equal(old_keyword.X, new.X)
+    assert list(inspect.signature(ef.tl.variant_effect).parameters)[:3] == ["contexts", "model", "variants"]
+
+
 def test_variant_effect_errors(model, contexts):
     bad_ref = pd.DataFrame({"chrom": ["22"], "pos": [VARIANT_POS], "ref": ["N"], "alt": ["A"]})
     with pytest.raises(ValueError, match="not substitutions of A/C/G/T"):
-        ef.tl.variant_effect(model, bad_ref, contexts=contexts, fasta=SEGMENT, motifs=MOTIFS)
+        ef.tl.variant_effect(contexts, model, variants=bad_ref, fasta=SEGMENT, motifs=MOTIFS)
     ref, alt, _ = _variant_site()
     wrong = "A" if ref != "A" else "C"
     mismatch = pd.DataFrame(
         {"chrom": ["22"], "pos": [VARIANT_POS], "ref": [wrong], "alt": ["T" if wrong != "T" else "G"]}
     )
     with pytest.raises(ValueError, match="do not match the genome"):
-        ef.tl.variant_effect(model, mismatch, contexts=contexts, fasta=SEGMENT, motifs=MOTIFS)
+        ef.tl.variant_effect(contexts, model, variants=mismatch, fasta=SEGMENT, motifs=MOTIFS)
     with pytest.raises(ValueError, match="lacks columns"):
-        ef.tl.variant_effect(model, pd.DataFrame({"chrom": ["22"]}), contexts=contexts, fasta=SEGMENT)
+        ef.tl.variant_effect(contexts, model, variants=pd.DataFrame({"chrom": ["22"]}), fasta=SEGMENT)
 
 
 def test_masked_mse_ignores_unmeasured():
@@ -217,7 +235,7 @@ def _teacher_tracks(contexts, region_bins: int):
     motif = scanner.scan(GENOME, "22", B0, region_bins)
     ctx = contexts[:, TFS].X
     dnase = 0.5 + 1.5 * ctx[:, [0]] * (motif[None, :, 0] > 0)
-    var = ef.pp._motifs.bin_frame("22", B0, region_bins, 128)
+    var = bin_frame("22", B0, region_bins, 128)
     tracks = AnnData(obs=pd.DataFrame(index=contexts.obs_names), var=var)
     tracks.layers["DNase"] = dnase.astype(np.float32)
     ctcf = np.full_like(tracks.layers["DNase"], 1.0)
@@ -226,7 +244,7 @@ def _teacher_tracks(contexts, region_bins: int):
     return tracks
 
 
-def test_fit_epigept_learns_and_masks(contexts):
+def test_fit_epigept_learns_and_masks(contexts, tmp_path):
     tracks = _teacher_tracks(contexts, 6 * 64)
     torch.manual_seed(3)
     model = EpiGePT(small_config(tf_names=tuple(TFS)))
@@ -236,7 +254,7 @@ def test_fit_epigept_learns_and_masks(contexts):
         warnings.simplefilter("ignore", UserWarning)
         fitted = ef.tl.fit_epigept(
             tracks, model, contexts=contexts, fasta=SEGMENT, motifs=MOTIFS, max_epochs=6, batch_size=4, lr=3e-3,
-            validation_fraction=0.2, progress=False, accelerator="cpu", devices=1,
+            val_size=0.2, progress=False, accelerator="cpu", devices=1,
         )  # fmt: skip
     assert fitted is model and not model.training
     history = model.history
@@ -248,6 +266,9 @@ def test_fit_epigept_learns_and_masks(contexts):
     ax = ef.pl.training_history(model)
     assert ax.get_lines()
     plt.close("all")
+    # the history travels with the saved model
+    again = EpiGePT.from_pretrained(model.save_pretrained(tmp_path / "fitted"))
+    pd.testing.assert_frame_equal(again.history, history, check_dtype=False)
 
 
 def test_fit_epigept_errors(contexts):
@@ -263,6 +284,11 @@ def test_fit_epigept_errors(contexts):
     shifted.var[Key.var.start] += 1
     with pytest.raises(ValueError, match="128-bp grid"):
         ef.tl.fit_epigept(shifted, model, contexts=contexts, fasta=SEGMENT, motifs=MOTIFS)
+    with pytest.raises(ValueError, match="leaves none of the 3"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ef.tl.fit_epigept(tracks, model, contexts=contexts, fasta=SEGMENT, motifs=MOTIFS, val_size=0.9)
+    with pytest.warns(FutureWarning, match="renamed `val_size=`"), pytest.raises(ValueError, match="no layer"):
+        ef.tl.fit_epigept(no_signal, model, contexts=contexts, fasta=SEGMENT, validation_fraction=0.2)
 
 
 def test_tracks_plot(model, contexts):

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import epiformer as ef
-from epiformer.models.expression_predictor import FactorizedNet, LevyJurgensonNet
+from epiformer.models.expression_predictor import FactorizedNet, LevyJurgensonNet, columnwise_spearman
 from epiformer.models.expression_predictor._networks import n_parameters
 
 
@@ -34,7 +34,7 @@ def _prepared(n_samples, n_genes, n_cpgs, *, flank, by="random", seed=1):
 def trained():
     """The default architecture trained on held-in CpGs x held-in samples (about 20 s on one CPU thread)."""
     mdata = _prepared(100, 60, 1200, flank=100)
-    model = ef.tl.fit_expression_predictor(mdata, max_epochs=60, early_stopping_patience=8, enable_progress_bar=False)
+    model = ef.tl.fit_expression_predictor(mdata, max_epochs=60, early_stopping_patience=8, progress=False)
     ef.tl.predict_methylation(mdata, model)
     return mdata, model
 
@@ -46,7 +46,7 @@ def _driven(scores: pd.DataFrame, predictor: str) -> pd.Series:
 def test_factorized_learns_the_planted_rule(trained):
     mdata, model = trained
     history = mdata.uns["expression_predictor"]["history"]
-    assert len(history["validation_loss"]) >= 5 and min(history["validation_loss"]) < history["validation_loss"][0] / 2
+    assert len(history["val_loss"]) >= 5 and min(history["val_loss"]) < history["val_loss"][0] / 2
     scores = ef.tl.evaluate_methylation(mdata)
     assert list(scores.index) == ["predicted_methylation", "sequence_only", "cpg_mean"]
     ours = scores.loc["predicted_methylation"]
@@ -68,8 +68,6 @@ def test_shuffled_expression_loses_the_per_cpg_signal(trained):
     expr = mdata["rna"].X[test_samples]
     truth = mdata["methyl"].X[np.ix_(test_samples, test_cpgs)]
     driven = mdata["methyl"].var["expression_driven"].to_numpy()[test_cpgs]
-    from epiformer.tl._expression_predictor import columnwise_spearman
-
     real = columnwise_spearman(truth, model.predict(expr, cpgs=test_cpgs))
     shuffled = columnwise_spearman(
         truth, model.predict(expr[np.random.default_rng(0).permutation(len(expr))], cpgs=test_cpgs)
@@ -81,20 +79,34 @@ def test_shuffled_expression_loses_the_per_cpg_signal(trained):
 def test_save_and_load_without_pickle(trained, tmp_path):
     mdata, model = trained
     folder = tmp_path / "model"
-    model.save(folder)
+    assert model.save(folder) == folder
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
     config = json.loads((folder / "config.json").read_text())
+    assert config["format"] == "epiformer.ExpressionPredictor" and len(config["sha256"]) == 64
     assert config["config"]["architecture"] == "factorized" and config["genes"] == list(mdata["rna"].var_names)
+    assert config["data"] == {"rna_mod": "rna", "methyl_mod": "methyl", "rna_layer": None, "methyl_layer": None}
     with pytest.raises(FileExistsError):
         model.save(folder)
     expr = mdata["rna"].X[:7]
     expected = model.predict(expr, cpgs=np.arange(50))
     alone = ef.models.ExpressionPredictor.load(folder)
     np.testing.assert_allclose(alone.predict(expr, cpgs=np.arange(50)), expected, atol=1e-6)
-    assert alone.adata is None and alone.is_trained
-    bound = ef.models.ExpressionPredictor.load(folder, mdata)
-    assert bound.adata is mdata
-    np.testing.assert_allclose(bound.predict(expr, cpgs=np.arange(50)), expected, atol=1e-6)
+    assert alone.mdata is None and alone.is_trained and alone.source["path"] == str(folder.resolve())
+    # the training history survives the round trip
+    assert list(model.history.columns) == ["epoch", "train_loss", "val_loss"] and len(model.history) >= 5
+    pd.testing.assert_frame_equal(alone.history, model.history, check_dtype=False)
+    assert mdata.uns["expression_predictor"]["history"]["val_loss"] == model.history["val_loss"].tolist()
+    with pytest.raises(RuntimeError, match="without its training data"):
+        alone.train(max_epochs=1)
+    model.save(folder, overwrite=True)
+    # swapped weights are refused
+    other = tmp_path / "other"
+    with torch.no_grad():
+        next(alone.network.parameters()).add_(1.0)
+    alone.save(other)
+    (folder / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="sha256"):
+        ef.models.ExpressionPredictor.load(folder)
     with pytest.raises(FileNotFoundError, match="does not hold"):
         ef.models.ExpressionPredictor.load(tmp_path)
     with pytest.raises(ValueError, match="gene order"):
@@ -106,14 +118,20 @@ def test_methylation_map_of_spatial_spots(trained):
     genes = list(mdata["rna"].var_names)
     spots = ef.datasets.synthetic_spatial(12, 12, gene_names=genes[5:], n_domains=3, frac_markers=0.2, random_state=2)
     spots.X = spots.X.multiply(1e4 / spots.X.sum(axis=1)).tocsr().log1p()
+    spatial = spots.obsm["spatial"].copy()
+    spatial_uns = set(spots.uns.get("spatial", {}))
     with pytest.warns(UserWarning, match="5 of 60 model genes are absent.*set to 0 after scaling"):
-        maps = ef.tl.predict_methylation(spots, model)
-    assert maps.shape == (144, 1200) and maps.X.dtype == np.float32
-    assert (maps.X >= 0).all() and (maps.X <= 1).all()
-    np.testing.assert_array_equal(maps.obsm["spatial"], spots.obsm["spatial"])
-    assert list(maps.obs["domain"]) == list(spots.obs["domain"])
-    assert maps.uns["predicted_methylation"]["n_genes_missing"] == 5
-    assert {"chrom", "pos"} <= set(maps.var.columns)
+        assert ef.tl.predict_methylation(spots, model) is None
+    maps = spots.obsm["predicted_methylation"]
+    assert isinstance(maps, pd.DataFrame) and maps.shape == (144, 1200)
+    assert list(maps.columns) == list(mdata["methyl"].var_names) and list(maps.index) == list(spots.obs_names)
+    assert (maps.dtypes == np.float32).all()
+    assert ((maps >= 0) & (maps <= 1)).all().all()
+    np.testing.assert_array_equal(spots.obsm["spatial"], spatial)
+    assert set(spots.uns.get("spatial", {})) == spatial_uns and spots.shape == (144, 55)
+    info = spots.uns["predicted_methylation"]
+    assert info["n_genes_missing"] == 5 and info["params"]["architecture"] == "factorized"
+    assert list(info["cpgs"].columns) == ["chrom", "pos"] and list(info["cpgs"].index) == list(maps.columns)
     # known answer: a driven CpG is less methylated where its driver gene is a domain marker
     var = mdata["methyl"].var
     marker_of = spots.var["marker_of"]
@@ -122,16 +140,21 @@ def test_methylation_map_of_spatial_spots(trained):
         domain = marker_of.get(gene, "")
         if domain:
             inside = (spots.obs["domain"] == domain).to_numpy()
-            column = maps[:, cpg].X.ravel()
+            column = maps[cpg].to_numpy()
             assert column[inside].mean() < column[~inside].mean()
             checked += 1
     assert checked >= 10
     names = list(mdata["methyl"].var_names[:3])
     with pytest.warns(UserWarning, match="absent"):
-        subset = ef.tl.predict_methylation(spots, model, cpgs=names)
-    assert list(subset.var_names) == names
+        subset = ef.tl.predict_methylation(spots, model, cpgs=names, key_added="few", copy=True)
+    assert list(subset.obsm["few"].columns) == names and "few" not in spots.obsm and "few" not in spots.uns
+    np.testing.assert_allclose(subset.obsm["few"].to_numpy(), maps[names].to_numpy(), atol=1e-6)
+    before = set(spots.obsm), set(spots.uns)
     with pytest.raises(KeyError, match="no sequence"):
-        ef.tl.predict_methylation(spots, model, cpgs=["chr9:1"])
+        ef.tl.predict_methylation(spots, model, cpgs=["chr9:1"], key_added="bad")
+    assert (set(spots.obsm), set(spots.uns)) == before  # a failed call leaves the data untouched
+    with pytest.raises(TypeError, match="ExpressionPredictor"):
+        ef.tl.predict_methylation(spots, object())
 
 
 def test_predict_into_mudata(trained):
@@ -144,7 +167,8 @@ def test_predict_into_mudata(trained):
     np.testing.assert_allclose(few[:, :10], layer[:, :10], atol=1e-6)
     assert "few" not in mdata["methyl"].layers
     with pytest.raises(KeyError, match="modalities"):
-        ef.tl.predict_methylation(mdata, model, mod="atac")
+        ef.tl.predict_methylation(mdata, model, mod="atac", key_added="atac")
+    assert "atac" not in mdata["methyl"].layers and "atac" not in mdata["methyl"].uns
 
 
 def test_dilution_curve_and_plot(trained):
@@ -194,19 +218,21 @@ def test_levy_jurgenson_trains_per_pair_and_round_trips(synthetic_small, tmp_pat
     ef.pp.cpg_sequences(mdata, mdata.uns["synthetic"]["fasta"], flank=50)
     ef.pp.cpg_gene_distances(mdata, encoding="legacy_halving_2kb", anchor="gene_start")
     ef.pp.split_pairs(mdata)
-    model = ef.tl.fit_expression_predictor(
-        mdata, architecture="levy_jurgenson", max_epochs=3, early_stopping=False, enable_progress_bar=False
-    )
-    assert model.config_["scaling"] == "minmax" and model.lr_ == 1e-3
+    with pytest.warns(FutureWarning, match="enable_progress_bar"):
+        model = ef.tl.fit_expression_predictor(
+            mdata, architecture="levy_jurgenson", max_epochs=3, early_stopping_patience=None, enable_progress_bar=False
+        )
+    assert model.config["scaling"] == "minmax" and model.train_params["lr"] == 1e-3
+    assert list(model.history["epoch"]) == [0, 1, 2]
     losses = mdata.uns["expression_predictor"]["history"]["train_loss"]
     assert len(losses) == 3 and losses[-1] < losses[0]
     # min-max scaling fit on training samples only: training samples span exactly (10, 100)
     train = (mdata.obs["split"] == "train").to_numpy()
-    scaled = model.scaler_.transform(mdata["rna"].X)
+    scaled = model.scaler.transform(mdata["rna"].X)
     np.testing.assert_allclose(scaled[train].min(0), 10, atol=1e-4)
     np.testing.assert_allclose(scaled[train].max(0), 100, atol=1e-3)
     # evaluation computes CpG and sample parts once; identical to the published per-pair computation
-    net = model.module.net.eval().cpu()
+    net = model.network.eval().cpu()
     batch = model.table.inputs(np.arange(6))
     expr = torch.as_tensor(scaled[:4])
     with torch.no_grad():
@@ -251,12 +277,16 @@ def test_setup_errors(synthetic_small):
         ef.tl.fit_expression_predictor(mdata, max_epochs=1)
     with pytest.raises(ValueError, match="architecture"):
         ef.tl.fit_expression_predictor(mdata, architecture="transformer")
-    with pytest.raises(NotImplementedError, match="setup_mudata"):
-        ef.models.ExpressionPredictor.setup_anndata(mdata["rna"])
+    with pytest.raises(TypeError, match="MuData"):
+        ef.models.ExpressionPredictor(mdata["rna"])
+    with pytest.raises(TypeError, match="Unknown options"):
+        ef.models.ExpressionPredictor(mdata, n_layers=3)
     with pytest.raises(KeyError, match="Modality 'expression'"):
         ef.tl.fit_expression_predictor(mdata, rna_mod="expression")
-    ef.models.ExpressionPredictor.setup_mudata(mdata)
+    with pytest.raises(KeyError, match="Layer 'logcounts' not found"):
+        ef.tl.fit_expression_predictor(mdata, rna_layer="logcounts")
     untrained = ef.models.ExpressionPredictor(mdata)
+    assert "not trained" in repr(untrained) and untrained.history.empty
     with pytest.raises(RuntimeError, match="not trained"):
         untrained.predict(mdata["rna"].X)
     with pytest.raises(KeyError, match="split_pairs"):
@@ -267,7 +297,7 @@ def test_setup_errors(synthetic_small):
 def test_acceptance_factorized_block_split_800bp():
     """Published 800 bp windows, CpGs split by 20 kb blocks (no shared promoter between train and test)."""
     mdata = _prepared(100, 60, 2000, flank=400, by="block")
-    model = ef.tl.fit_expression_predictor(mdata, max_epochs=60, early_stopping_patience=8, enable_progress_bar=False)
+    model = ef.tl.fit_expression_predictor(mdata, max_epochs=60, early_stopping_patience=8, progress=False)
     ef.tl.predict_methylation(mdata, model)
     scores = ef.tl.evaluate_methylation(mdata, groupby="expression_driven")
     overall = ef.tl.evaluate_methylation(mdata)
@@ -282,7 +312,7 @@ def test_acceptance_levy_jurgenson_random_split():
     """The published network on the published protocol (random disjoint CpGs and samples)."""
     mdata = _prepared(100, 60, 1200, flank=100)
     model = ef.tl.fit_expression_predictor(
-        mdata, architecture="levy_jurgenson", max_epochs=12, early_stopping_patience=3, enable_progress_bar=False
+        mdata, architecture="levy_jurgenson", max_epochs=12, early_stopping_patience=3, progress=False
     )
     ef.tl.predict_methylation(mdata, model)
     scores = ef.tl.evaluate_methylation(mdata, groupby="expression_driven")

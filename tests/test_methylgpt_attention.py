@@ -14,7 +14,7 @@ from anndata import AnnData
 
 import epiformer as ef
 from epiformer.models import MethylGPT, MethylGPTVocab
-from epiformer.tl._attention import received_attention
+from epiformer.models.methylgpt import received_attention
 
 N_CPGS = 12
 

@@ -8,7 +8,8 @@ import torch
 
 import epiformer as ef
 from epiformer.models import MethylGPT, MethylGPTVocab
-from epiformer.models.methylgpt._finetuning import FinetuneModule, ResNet1D
+from epiformer.models.methylgpt._finetuning import FinetuneModule
+from epiformer.models.methylgpt._heads import ResNet1D
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +89,14 @@ def test_classification_probabilities_and_save_load(cohort, tmp_path):
     predictor.save(tmp_path / "tissue")
     with pytest.raises(FileExistsError):
         predictor.save(tmp_path / "tissue")
-    loaded = ef.tl.MethylGPTPredictor.load(tmp_path / "tissue")
+    loaded = ef.models.MethylGPTPredictor.load(tmp_path / "tissue")
     np.testing.assert_allclose(loaded.predict_values(adata), predictor.predict_values(adata), atol=1e-6)
     assert loaded.history.equals(predictor.history) and loaded.features == predictor.features
     assert not any(p.suffix in (".pt", ".pkl", ".ckpt") for p in (tmp_path / "tissue").rglob("*"))
 
 
 def test_two_learning_rates_and_frozen_backbone(cohort):
-    from epiformer.models.methylgpt._finetuning import FinetuneNet
+    from epiformer.models.methylgpt._heads import FinetuneNet
 
     model = _model(list(cohort.var_names))
     net = FinetuneNet(model, head="mlp", n_out=1, regression=True)

@@ -14,10 +14,9 @@ import torch
 
 import epiformer as ef
 from epiformer.models import MethylGPT, MethylGPTVocab
+from epiformer.models.methylgpt import _engine as model_inputs
+from epiformer.models.methylgpt import most_variable, prepare_inputs
 from epiformer.models.methylgpt._pretraining import BetaRows, PretrainModule
-from epiformer.tl import _model_inputs as model_inputs
-from epiformer.tl._model_inputs import prepare_inputs
-from epiformer.tl._pretrain import _most_variable
 
 SMALL = {"d_model": 16, "n_layers": 2, "n_heads": 2, "batch_size": 16, "progress": False}
 
@@ -177,10 +176,10 @@ def test_most_variable_ranks_cpgs_by_sd_over_the_training_rows(cohort, monkeypat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN column
         sd = np.nan_to_num(np.nanstd(betas, axis=0), nan=-1.0)
-    chosen = _most_variable(inputs, rows, 10)
+    chosen = most_variable(inputs, rows, 10)
     np.testing.assert_array_equal(chosen, np.sort(np.argsort(-sd, kind="stable")[:10]))
     assert not {*np.flatnonzero(np.isin(inputs.in_data, [0, 1]))} & {*chosen}
-    assert len(_most_variable(inputs, rows, adata.n_vars)) == adata.n_vars
+    assert len(most_variable(inputs, rows, adata.n_vars)) == adata.n_vars
 
 
 def test_backed_file_gives_the_same_first_epoch(cohort, tmp_path):

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from anndata import AnnData
-from epiformer.tl._targets import resolve_target
 
 import epiformer as ef
+from epiformer._targets import resolve_target
 from epiformer.tl._metrics import classification_metrics, regression_metrics
 
 

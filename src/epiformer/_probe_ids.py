@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -64,3 +65,14 @@ def vocab_coverage(n_vocab: int, n_found: int, n_data: int) -> dict[str, int | f
         "fraction_found": float(n_found / max(n_vocab, 1)),
         "n_unused": int(n_data - n_found),
     }
+
+
+def warn_low_coverage(coverage: dict, *, who: str, fallback: str, stacklevel: int = 3) -> None:
+    """Warn when a model finds under half of its CpGs in the data; `fallback` says what the missing ones become."""
+    if coverage["fraction_found"] < 0.5:
+        warnings.warn(
+            f"Only {coverage['fraction_found']:.0%} of {who}'s {coverage['n_vocab']:,} CpGs are in the data; the "
+            f"others are {fallback}.",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )

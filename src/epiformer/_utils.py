@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from anndata import AnnData
 from scipy import sparse
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     import torch
@@ -84,8 +89,6 @@ def as_generator(random_state: int | np.random.Generator | None) -> np.random.Ge
 
 def progress_bar(*args: Any, **kwargs: Any):
     """A :func:`tqdm.auto.tqdm` progress bar, without tqdm's warning when ipywidgets is missing."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="IProgress not found")
         from tqdm.auto import tqdm
@@ -129,3 +132,31 @@ def split_rows(
     order = as_generator(random_state).permutation(np.asarray(items))
     n_val = 0 if val_size == 0 or len(order) < 2 else max(1, round(val_size * len(order)))
     return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def renamed_options(**renames: str) -> Callable[[F], F]:
+    """Accept the old names of renamed keyword options for one release, with a :class:`FutureWarning`.
+
+    ``@renamed_options(validation_fraction="val_size")`` lets ``f(..., validation_fraction=0.1)`` run as
+    ``f(..., val_size=0.1)``; the signature shows only the new names.
+    """
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        msg = f"`{old}=` is the old name of `{new}=`; pass only `{new}=`."
+                        raise TypeError(msg)
+                    warnings.warn(
+                        f"`{old}=` is renamed `{new}=`; the old name will be removed in the next release.",
+                        FutureWarning,
+                        stacklevel=2,
+                    )
+                    kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

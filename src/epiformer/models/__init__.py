@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ._base import Predictor
     from .epigept import EpiGePT, EpiGePTConfig
     from .expression_predictor import ExpressionPredictor
-    from .methylgpt import MethylGPT, MethylGPTVocab
+    from .methylgpt import MethylGPT, MethylGPTPredictor, MethylGPTVocab
 
 #: Public name -> sub-package that defines it.
 _LAZY = {
@@ -22,6 +22,7 @@ _LAZY = {
     "EpiGePTConfig": ".epigept",
     "ExpressionPredictor": ".expression_predictor",
     "MethylGPT": ".methylgpt",
+    "MethylGPTPredictor": ".methylgpt",
     "MethylGPTVocab": ".methylgpt",
 }
 

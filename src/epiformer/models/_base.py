@@ -53,7 +53,9 @@ def on_device(module: nn.Module, device: str | torch.device, *, bf16_on_cuda: bo
     try:
         with (
             torch.inference_mode(),
-            torch.autocast(device_type=target.type, dtype=torch.bfloat16, enabled=bf16_on_cuda and target.type == "cuda"),
+            torch.autocast(
+                device_type=target.type, dtype=torch.bfloat16, enabled=bf16_on_cuda and target.type == "cuda"
+            ),
         ):
             yield target
     finally:
@@ -104,7 +106,7 @@ def save_folder(
         "format": format,
         "epiformer_version": package_version(),
         "sha256": sha256(directory / WEIGHTS),
-        "history": json.loads(frame.to_json(orient="columns")) if len(frame.columns) else {},
+        "history": {str(column): frame[column].tolist() for column in frame.columns},
     }
     (directory / CONFIG).write_text(json.dumps(meta, indent=1))
     return directory

@@ -116,4 +116,6 @@ def to_beta(
                 stacklevel=2,
             )
     dtype = np.float64 if X.dtype == np.float64 else np.float32
-    return _apply(data, lambda x: np.clip(mvalue_to_beta(x, offset), 0.0, 1.0), mod=mod, layer=layer, copy=copy, dtype=dtype)
+    return _apply(
+        data, lambda x: np.clip(mvalue_to_beta(x, offset), 0.0, 1.0), mod=mod, layer=layer, copy=copy, dtype=dtype
+    )

@@ -22,6 +22,8 @@ Anchor = Literal["tss", "gene_start"]
 
 #: Default window (bp) of each encoding; the legacy code is 0 beyond 20 kb.
 DEFAULT_WINDOW = {"signed_bp": 1_000_000, "legacy_halving_2kb": 20_000}
+
+
 def _gene_table(data, genes: pd.DataFrame | None, rna_mod: str) -> pd.DataFrame:
     """Gene coordinates in the column order of the distance matrix."""
     if genes is not None:

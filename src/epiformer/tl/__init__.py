@@ -4,19 +4,20 @@ from ._attention import attention
 from ._baseline import BaselinePredictor, fit_baseline
 from ._dilution import dilution_curve
 from ._embed import embed
-from ._epigenome import predict_epigenome
-from ._expression_predictor import evaluate_methylation, fit_expression_predictor, predict_methylation
-from ._finetune import MethylGPTPredictor, finetune
+from ._evaluate_methylation import evaluate_methylation
+from ._finetune import finetune
 from ._fit_epigept import fit_epigept
+from ._fit_expression_predictor import fit_expression_predictor
 from ._impute import impute
 from ._metrics import evaluate
+from ._predict_epigenome import predict_epigenome
+from ._predict_methylation import predict_methylation
 from ._predictor import predict
 from ._pretrain import pretrain
 from ._variant_effect import variant_effect
 
 __all__ = [
     "BaselinePredictor",
-    "MethylGPTPredictor",
     "attention",
     "dilution_curve",
     "embed",
@@ -36,7 +37,7 @@ __all__ = [
 
 
 #: Names moved to :mod:`epiformer.models`, kept here for one release.
-_MOVED = {"Predictor": "Predictor"}
+_MOVED = {"Predictor": "Predictor", "MethylGPTPredictor": "MethylGPTPredictor"}
 
 
 def __getattr__(name: str):

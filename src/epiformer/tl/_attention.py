@@ -7,93 +7,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from mudata import MuData
 from scipy import stats
-from tqdm import tqdm
 
 from epiformer._constants import Key
-from epiformer._docs import doc_copy, doc_layer, doc_params
-from epiformer._utils import record_params
-from epiformer.models.methylgpt._module import check_missing_mode
-from epiformer.tl._model_inputs import ModelInputs, check_model, copy_data, model_on, prepare_inputs, provenance
+from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
+from epiformer._logging import timed
+from epiformer._utils import output, record_params, select_modality
 
 if TYPE_CHECKING:
     import torch
 
     from epiformer.models import MethylGPT
-
-#: Attention scores held at once by :func:`received_attention` (floats).
-CHUNK_SCORES = 1 << 24
-
-
-def received_attention(
-    q: torch.Tensor, k: torch.Tensor, key_padding_mask: torch.Tensor | None, *, chunk_scores: int = CHUNK_SCORES
-) -> torch.Tensor:
-    """Softmax attention received by every key, averaged over the real queries and the heads.
-
-    ``softmax(q k^T / sqrt(head_dim))`` over the keys that are not masked, computed for chunks of queries so
-    that at most `chunk_scores` scores exist at once (never a ``seq x seq`` matrix per sample); masked tokens
-    are neither keys nor counted queries.
-
-    Parameters
-    ----------
-    q, k
-        ``(batch, heads, seq, head_dim)``.
-    key_padding_mask
-        ``(batch, seq)``, `True` for tokens that are not attended; `None` when all are.
-    chunk_scores
-        Scores held at once.
-
-    Returns
-    -------
-    ``(batch, seq)`` float32: for each key, the mean over queries and heads of its attention probability
-    (each row sums to 1 over the keys).
-    """
-    import torch
-
-    b, h, s, d = q.shape
-    scale = d**-0.5
-    keep = torch.ones(b, s, dtype=torch.bool, device=q.device) if key_padding_mask is None else ~key_padding_mask
-    total = torch.zeros(b, s, dtype=torch.float32, device=q.device)
-    step = max(1, chunk_scores // max(b * h * s, 1))
-    for start in range(0, s, step):
-        scores = (q[:, :, start : start + step].float() * scale) @ k.float().transpose(-2, -1)
-        scores = scores.masked_fill(~keep[:, None, None, :], float("-inf"))
-        probs = torch.softmax(scores, dim=-1) * keep[:, None, start : start + step, None]  # real queries only
-        total += probs.sum(dim=(1, 2))
-    return total / (h * keep.sum(dim=1, keepdim=True).clamp(min=1))
-
-
-def _per_sample(
-    model: MethylGPT, inputs: ModelInputs, *, layer_index: int, missing: str, batch_size: int, progress: bool
-) -> np.ndarray:
-    """``(n_obs, n_found)``: attention received by each vocabulary CpG of the data in each sample (0 if missing)."""
-    import torch
-
-    n_found = len(inputs.in_data)
-    out = np.zeros((inputs.X.shape[0], n_found), dtype=np.float32)
-    # token id -> column of `out`
-    column = np.full(len(model.vocab), -1, dtype=np.int64)
-    column[np.asarray(model.vocab.probe_ids)[inputs.in_vocab]] = np.arange(n_found)
-    column = torch.as_tensor(column)
-    found_ids = torch.as_tensor(np.asarray(model.vocab.probe_ids)[inputs.in_vocab])
-    attention = model.transformer_encoder.layers[layer_index].self_attn
-    with tqdm(total=inputs.X.shape[0], desc="MethylGPT attention", unit="sample", disable=not progress) as bar:
-        for start, betas in inputs.chunks():
-            for i in range(0, len(betas), batch_size):
-                rows = np.arange(i, min(i + batch_size, len(betas)))
-                ids, values, kpm = model.tokenize(
-                    torch.from_numpy(betas[rows]), cpg_ids=found_ids, missing=missing, compact=missing == "mask"
-                )
-                tokens, _ = model.embed_tokens(ids, values)
-                hidden = model.transform(tokens, key_padding_mask=kpm, n_layers=layer_index)
-                q, k, _ = attention.project(hidden)
-                received = received_attention(q, k, kpm).cpu()
-                cols = column[ids.cpu()]
-                real = cols >= 0  # drops <cls> and <pad>
-                sample = torch.as_tensor(start + rows)[:, None].expand_as(cols)
-                out[sample[real].numpy(), cols[real].numpy()] = received[real].numpy()
-                bar.update(len(rows))
-    return out
 
 
 def _group_table(per_sample: np.ndarray, labels: pd.Categorical, cpgs: pd.Index, n_top: int) -> pd.DataFrame:
@@ -126,15 +51,16 @@ def _group_table(per_sample: np.ndarray, labels: pd.Categorical, cpgs: pd.Index,
     return pd.concat(frames, ignore_index=True)
 
 
-@doc_params(layer=doc_layer, copy=doc_copy)
+@doc_params(layer=doc_layer, mod=doc_mod, copy=doc_copy)
 def attention(
-    adata: AnnData,
+    data: AnnData | MuData,
     model: MethylGPT,
     *,
     groupby: str | None = None,
     encoder_layer: int = -1,
     layer: str | None = None,
     var_key: str | None = None,
+    mod: str | None = None,
     missing: str = "mask",
     n_top: int = 20,
     batch_size: int = 8,
@@ -156,8 +82,8 @@ def attention(
 
     Parameters
     ----------
-    adata
-        Samples x CpGs of beta values (backed AnnData works).
+    data
+        Samples x CpGs of beta values (backed AnnData works), or a MuData holding them.
     model
         A :class:`~epiformer.models.MethylGPT`.
     groupby
@@ -167,6 +93,7 @@ def attention(
     {layer}
     var_key
         `var` column holding the probe IDs, if not `var_names`.
+    {mod} Default ``"methyl"``.
     missing
         ``"mask"`` (missing CpGs are not attended, as in pretraining) or ``"legacy"`` (attended with value -2).
     n_top
@@ -192,50 +119,63 @@ def attention(
       (mean over the other samples), `pval` and `pval_adj`: two-sided Mann-Whitney U test of the group against
       the other samples, Benjamini-Hochberg adjusted over all CpGs; NaN with a single group).
     """
-    check_model(model, batch_size)
-    check_missing_mode(missing)
-    n_layers = model.n_layers
-    if not isinstance(encoder_layer, int | np.integer) or not -n_layers <= encoder_layer < n_layers:
-        msg = f"`encoder_layer` must be an integer in [{-n_layers}, {n_layers - 1}], got {encoder_layer!r}."
-        raise ValueError(msg)
-    if n_top < 1:
-        msg = f"`n_top` must be a positive integer, got {n_top!r}."
-        raise ValueError(msg)
+    from epiformer.models import methylgpt
+
+    with timed("ef.tl.attention") as written:
+        methylgpt.check_methylgpt(model, batch_size)
+        methylgpt.check_missing_mode(missing)
+        adata = select_modality(data, mod, default=Key.mod.methyl)
+        n_layers = model.n_layers
+        if not isinstance(encoder_layer, int | np.integer) or not -n_layers <= encoder_layer < n_layers:
+            msg = f"`encoder_layer` must be an integer in [{-n_layers}, {n_layers - 1}], got {encoder_layer!r}."
+            raise ValueError(msg)
+        if n_top < 1:
+            msg = f"`n_top` must be a positive integer, got {n_top!r}."
+            raise ValueError(msg)
+        labels = _labels(adata, groupby)
+        inputs = methylgpt.prepare_inputs(adata, model, layer=layer, var_key=var_key)
+        layer_index = int(encoder_layer) % n_layers
+        per_sample, dev = methylgpt.attention(
+            model,
+            inputs,
+            layer_index=layer_index,
+            missing=missing,
+            batch_size=int(batch_size),
+            device=device,
+            progress=progress,
+        )
+        cpgs = adata.var_names[inputs.in_data]
+        table = _group_table(per_sample, labels, cpgs, min(int(n_top), len(cpgs)))
+        means = np.full((adata.n_vars, len(labels.categories)), np.nan, dtype=np.float32)
+        for j, group in enumerate(labels.categories):
+            means[inputs.in_data, j] = per_sample[np.asarray(labels == group)].mean(axis=0)
+        params = methylgpt.provenance(
+            model,
+            inputs,
+            groupby=groupby,
+            encoder_layer=layer_index,
+            missing=missing,
+            layer=layer,
+            var_key=var_key,
+            device=dev,
+        )
+        groups = [str(g) for g in labels.categories]
+        data, adata = output(data, copy=copy, mod=mod, default=Key.mod.methyl)
+        adata.varm[key_added] = pd.DataFrame(means, index=adata.var_names, columns=groups)
+        record_params(adata, key_added, params, groups=groups, top=table)
+        written += [f"varm[{key_added!r}]", f"uns[{key_added!r}]"]
+    return data if copy else None
+
+
+def _labels(adata: AnnData, groupby: str | None) -> pd.Categorical:
+    """The sample groups: `obs[groupby]` as categories, or one group ``"all"``."""
     if groupby is None:
-        labels = pd.Categorical(["all"] * adata.n_obs)
-    elif groupby not in adata.obs:
+        return pd.Categorical(["all"] * adata.n_obs)
+    if groupby not in adata.obs:
         msg = f"`groupby` column {groupby!r} is not in `adata.obs` (columns: {list(adata.obs.columns)})."
         raise KeyError(msg)
-    else:
-        column = adata.obs[groupby]
-        if column.isna().any():
-            msg = f"`obs[{groupby!r}]` has {int(column.isna().sum())} missing labels; fill or drop those samples."
-            raise ValueError(msg)
-        labels = pd.Categorical(column.astype(str))
-    inputs = prepare_inputs(adata, model, layer=layer, var_key=var_key)
-    layer_index = int(encoder_layer) % n_layers
-
-    with model_on(model, device) as dev:
-        per_sample = _per_sample(
-            model, inputs, layer_index=layer_index, missing=missing, batch_size=int(batch_size), progress=progress
-        )
-    cpgs = adata.var_names[inputs.in_data]
-    table = _group_table(per_sample, labels, cpgs, min(int(n_top), len(cpgs)))
-    means = np.full((adata.n_vars, len(labels.categories)), np.nan, dtype=np.float32)
-    for j, group in enumerate(labels.categories):
-        means[inputs.in_data, j] = per_sample[np.asarray(labels == group)].mean(axis=0)
-
-    params = provenance(
-        model,
-        inputs,
-        groupby=groupby,
-        encoder_layer=layer_index,
-        missing=missing,
-        layer=layer,
-        var_key=var_key,
-        device=str(dev),
-    )
-    adata = copy_data(adata) if copy else adata
-    adata.varm[key_added] = pd.DataFrame(means, index=adata.var_names, columns=[str(g) for g in labels.categories])
-    record_params(adata, key_added, params, groups=[str(g) for g in labels.categories], top=table)
-    return adata if copy else None
+    column = adata.obs[groupby]
+    if column.isna().any():
+        msg = f"`obs[{groupby!r}]` has {int(column.isna().sum())} missing labels; fill or drop those samples."
+        raise ValueError(msg)
+    return pd.Categorical(column.astype(str))

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import numpy as np
 from anndata import AnnData
+from mudata import MuData
 
 from epiformer._constants import Key
-from epiformer._docs import doc_adata, doc_layer, doc_params, doc_random_state
+from epiformer._docs import doc_layer, doc_mod, doc_params, doc_random_state
+from epiformer._probe_ids import warn_low_coverage
 from epiformer._targets import resolve_target
-from epiformer._utils import get_matrix, to_dense_float
+from epiformer._utils import get_matrix, select_modality, to_dense_float
 from epiformer._validation import check_betas
 from epiformer.models import Predictor
 from epiformer.pp import align_to_vocab
@@ -37,14 +38,9 @@ class BaselinePredictor(Predictor):
         CpGs of the training data that `adata` lacks are filled with their training means.
         """
         aligned = align_to_vocab(adata, self.features, layer=layer)
-        coverage = aligned.uns[Key.uns.vocab_coverage]["fraction_found"]
-        if coverage < 0.5:
-            warnings.warn(
-                f"Only {coverage:.0%} of the baseline's {len(self.features)} CpGs are in the data; the others are "
-                "filled with training means.",
-                UserWarning,
-                stacklevel=3,
-            )
+        warn_low_coverage(
+            aligned.uns[Key.uns.vocab_coverage], who="the baseline", fallback="filled with training means"
+        )
         if self.task == "regression":
             return self.pipeline.predict(aligned.X)
         return self.pipeline.predict_proba(aligned.X)
@@ -54,10 +50,11 @@ class BaselinePredictor(Predictor):
         return {**super().describe(), "method": self.method, "n_features": len(self.features)}
 
 
-@doc_params(adata=doc_adata, layer=doc_layer, random_state=doc_random_state)
+@doc_params(mod=doc_mod, layer=doc_layer, random_state=doc_random_state)
 def fit_baseline(
-    adata: AnnData,
+    data: AnnData | MuData,
     *,
+    mod: str | None = None,
     target: str,
     method: Literal["auto", "elasticnet", "logistic"] = "auto",
     layer: str | None = None,
@@ -73,7 +70,9 @@ def fit_baseline(
 
     Parameters
     ----------
-    {adata}
+    data
+        Samples x CpGs of beta values, or a MuData holding them.
+    {mod} Default ``"methyl"``.
     target
         `obs` column to predict; samples without a value are left out (with a warning).
     method
@@ -94,6 +93,7 @@ def fit_baseline(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    adata = select_modality(data, mod, default=Key.mod.methyl)
     task = {"elasticnet": "regression", "logistic": "classification"}.get(method, "auto")
     if method not in ("auto", "elasticnet", "logistic"):
         msg = f"`method` must be 'auto', 'elasticnet' or 'logistic', got {method!r}."

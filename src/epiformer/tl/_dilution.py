@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from tqdm.auto import tqdm
+from anndata import AnnData
 
-from epiformer._annotations import pair_split
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_params
-from epiformer._utils import as_generator, get_matrix, record_params
-from epiformer.pp._dilute import DiluteMethod, _dilute_legacy, _dilute_multinomial
-from epiformer.tl._expression_predictor import _aligned_expression, _scores
+from epiformer._logging import timed
+from epiformer._utils import copy_data, get_matrix, progress_bar, record_params, to_dense_float
+from epiformer.pp import dilute
 
 if TYPE_CHECKING:
     from mudata import MuData
 
     from epiformer.models import ExpressionPredictor
-
-
-def _log_normalize(counts, target_sum: float) -> np.ndarray:
-    """``log1p(counts / total * target_sum)`` per row (rows without counts stay 0)."""
-    dense = counts.toarray() if sparse.issparse(counts) else np.asarray(counts)
-    totals = dense.sum(axis=1, keepdims=True)
-    return np.log1p(np.divide(dense, totals, out=np.zeros_like(dense, dtype=np.float64), where=totals > 0) * target_sum)
 
 
 @doc_params(copy=doc_copy)
@@ -37,16 +28,18 @@ def dilution_curve(
     *,
     retention: Sequence[int] = (20000, 15000, 10000, 5000, 1000, 100),
     n_iter: int = 10,
-    method: DiluteMethod = "multinomial",
+    method: Literal["multinomial", "legacy"] = "multinomial",
     layer: str | None = None,
     split: str | None = "test",
     split_key: str = Key.obs.split,
     cpgs: Sequence[str] | None = None,
     target_sum: float = 1e4,
     random_state: int = 0,
+    progress: bool = True,
+    device: str = "auto",
     key_added: str = Key.uns.dilution,
     copy: bool = False,
-):
+) -> MuData | None:
     """Dilute the expression of held-out samples to each retention level and score the predictions.
 
     For every level and iteration (seeded ``random_state + iteration``, as the study seeded each iteration),
@@ -85,6 +78,10 @@ def dilution_curve(
         Counts per sample after re-normalisation (``multinomial``).
     random_state
         Seed of the first iteration.
+    progress
+        Show a progress bar over levels and iterations.
+    device
+        Where the model predicts (``"auto"``: CUDA, then MPS, then the CPU).
     key_added
         `mdata.uns` key written.
     {copy}
@@ -102,6 +99,9 @@ def dilution_curve(
     `params`
         The settings.
     """
+    from epiformer.models import expression_predictor as engine
+
+    engine.check_predictor(model)
     if method not in ("multinomial", "legacy"):
         msg = f"`method` must be 'multinomial' or 'legacy', got {method!r}."
         raise ValueError(msg)
@@ -109,14 +109,12 @@ def dilution_curve(
     if not levels or min(levels) < 1 or n_iter < 1:
         msg = "`retention` must list positive integers and `n_iter` be positive."
         raise ValueError(msg)
-    rna, methyl = mdata.mod[model._rna_mod], mdata.mod[model._methyl_mod]
+    rna, methyl = mdata.mod[model.rna_mod], mdata.mod[model.methyl_mod]
     if layer is None:
-        layer = Key.layers.counts if method == "multinomial" else model.registry_["setup_args"]["rna_layer"]
+        layer = Key.layers.counts if method == "multinomial" else model.rna_layer
     source = get_matrix(rna, layer)
-    sample_split, cpg_split = pair_split(mdata, split_key=split_key, mod=model._methyl_mod)
-    rows = np.arange(methyl.n_obs) if split is None else np.flatnonzero(sample_split == split)
-    cols = np.arange(methyl.n_vars) if split is None else np.flatnonzero(cpg_split == split)
-    cols = cols[methyl.var_names[cols].isin(model.cpgs_)]
+    rows, cols, _, _ = engine.split_block(mdata, methyl, split=split, split_key=split_key, mod=model.methyl_mod)
+    cols = cols[methyl.var_names[cols].isin(model.cpgs)]
     if cpgs is not None:
         cols = cols[methyl.var_names[cols].isin([str(c) for c in cpgs])]
     if not len(rows) or not len(cols):
@@ -126,47 +124,42 @@ def dilution_curve(
     if (rna_rows < 0).any():
         msg = "Some evaluated samples have no expression."
         raise ValueError(msg)
-    cpg_pos = pd.Index(model.cpgs_).get_indexer(methyl.var_names[cols])
-    truth = np.asarray(methyl.X[np.ix_(rows, cols)], dtype=np.float32)
-    gene_pos = rna.var_names.get_indexer(model.genes_)
-    present = gene_pos >= 0
+    cpg_pos = engine.cpg_positions(model, methyl.var_names[cols])
+    truth = to_dense_float(get_matrix(methyl, model.methyl_layer))[np.ix_(rows, cols)]
 
     def score(values) -> dict[str, float]:
-        expr = np.zeros((len(rows), len(model.genes_)), dtype=np.float32)
-        expr[:, present] = np.asarray(values)[:, gene_pos[present]]
-        return _scores(truth, model.predict(expr, present=present, cpgs=cpg_pos))
+        expr, present = engine.in_model_order(values, rna.var_names, model.genes)
+        return engine.scores(truth, model.predict(expr, present=present, cpgs=cpg_pos, device=device))
 
-    base_expr, _ = _aligned_expression(rna[rna_rows], model, model.registry_["setup_args"]["rna_layer"])
-    undiluted = _scores(truth, model.predict(base_expr, present=present, cpgs=cpg_pos))
-    subset = source[rna_rows]
-    records = []
-    with tqdm(total=len(levels) * n_iter, desc="dilution", leave=False) as bar:
-        for level in levels:
-            for iteration in range(n_iter):
-                rng = as_generator(random_state + iteration)
-                if method == "multinomial":
-                    diluted = _dilute_multinomial(subset, level, rng)
-                    values = _log_normalize(diluted, target_sum)
-                else:
-                    diluted = _dilute_legacy(subset, level, rng)
-                    values = diluted.toarray() if sparse.issparse(diluted) else diluted
-                kept = float(np.mean(np.asarray((diluted != 0).sum(axis=1)).ravel()))
-                records.append({"retention": level, "iteration": iteration, "n_genes_kept": kept, **score(values)})
-                bar.update()
-    data = mdata.copy() if copy else mdata
-    record_params(
-        data,
-        key_added,
-        {
-            "retention": levels,
-            "n_iter": n_iter,
-            "method": method,
-            "layer": layer,
-            "split": split,
-            "n_cpgs": len(cols),
-            "target_sum": target_sum,
-        },
-        table=pd.DataFrame.from_records(records),
-        undiluted=undiluted,
-    )
+    with timed("ef.tl.dilution_curve") as written:
+        expr, present = engine.aligned_expression(rna[rna_rows], model, model.rna_layer)
+        undiluted = engine.scores(truth, model.predict(expr, present=present, cpgs=cpg_pos, device=device))
+        work = AnnData(source[rna_rows])  # a scratch object: `dilute` writes its layer here, never into `mdata`
+        records = []
+        with progress_bar(total=len(levels) * n_iter, desc="dilution", leave=False, disable=not progress) as bar:
+            for level in levels:
+                for iteration in range(n_iter):
+                    dilute(work, level, method=method, layer=None, random_state=random_state + iteration)
+                    diluted = work.layers[Key.layers.diluted]
+                    values = engine.log_normalize(diluted, target_sum) if method == "multinomial" else diluted
+                    kept = float(np.mean(np.asarray((diluted != 0).sum(axis=1)).ravel()))
+                    records.append({"retention": level, "iteration": iteration, "n_genes_kept": kept, **score(values)})
+                    bar.update()
+        data = copy_data(mdata) if copy else mdata
+        record_params(
+            data,
+            key_added,
+            {
+                "retention": levels,
+                "n_iter": n_iter,
+                "method": method,
+                "layer": layer,
+                "split": split,
+                "n_cpgs": len(cols),
+                "target_sum": target_sum,
+            },
+            table=pd.DataFrame.from_records(records),
+            undiluted=undiluted,
+        )
+        written.append(f"uns['{key_added}']")
     return data if copy else None

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from anndata import AnnData
 from mudata import MuData
-from tqdm import tqdm
 
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
-from epiformer._utils import record_params, select_modality
-from epiformer.tl._model_inputs import check_model, copy_data, model_on, prepare_inputs, provenance
+from epiformer._logging import timed
+from epiformer._utils import output, record_params, select_modality
 
 if TYPE_CHECKING:
     import torch
@@ -49,9 +47,6 @@ def embed(
     ``missing="legacy"`` every vocabulary CpG is a token and missing ones are attended with value -2, as in the
     authors' embedding tutorial and fine-tuning code: use it to reproduce published embeddings.
 
-    Memory grows linearly with the number of CpGs: a full 49,156-CpG sample of the published d = 64 model takes
-    about 200 MB and 40 s on two CPU cores (see ``benchmarks/bench_methylgpt.py``).
-
     Parameters
     ----------
     data
@@ -86,46 +81,23 @@ def embed(
         (`n_vocab`, `n_found`, `fraction_found`, `n_unused`), `missing`, `layer`, `var_key`, `batch_size`,
         `device`, `epiformer_version`; and `all_missing_samples`.
     """
-    import torch
+    from epiformer.models import methylgpt
 
-    from epiformer.models.methylgpt._module import check_missing_mode
-
-    check_model(model, batch_size)
-    check_missing_mode(missing)
-    adata = select_modality(data, mod, default=Key.mod.methyl)
-    inputs = prepare_inputs(adata, model, layer=layer, var_key=var_key)
-
-    n_vocab = inputs.coverage["n_vocab"]
-    probe_ids = torch.as_tensor(model.vocab.probe_ids)
-    found_ids = probe_ids[torch.as_tensor(inputs.in_vocab)]
-    emb = np.empty((adata.n_obs, model.d_model), dtype=np.float32)
-    with (
-        model_on(model, device) as dev,
-        tqdm(total=adata.n_obs, desc="MethylGPT embedding", unit="sample", disable=not progress) as bar,
-    ):
-        for start, betas in inputs.chunks():
-            # batch samples with similar numbers of observed CpGs, so compacted sequences carry little padding
-            order = np.argsort(inputs.n_observed[start : start + len(betas)], kind="stable")
-            for i in range(0, len(order), batch_size):
-                rows = order[i : i + batch_size]
-                if missing == "mask":
-                    ids, values, kpm = model.tokenize(
-                        torch.from_numpy(betas[rows]), cpg_ids=found_ids, missing="mask", compact=True
-                    )
-                else:
-                    full = np.full((len(rows), n_vocab), np.nan, dtype=np.float32)
-                    full[:, inputs.in_vocab] = betas[rows]
-                    ids, values, kpm = model.tokenize(torch.from_numpy(full), missing="legacy")
-                out = model.encode(ids, values, key_padding_mask=kpm, cls_only=True)
-                emb[start + rows] = out.float().cpu().numpy()
-                bar.update(len(rows))
-
-    params = provenance(
-        model, inputs, missing=missing, layer=layer, var_key=var_key, batch_size=int(batch_size), device=str(dev)
-    )
-    data = copy_data(data) if copy else data
-    adata = select_modality(data, mod, default=Key.mod.methyl)
-    adata.obsm[key_added] = emb
-    uns_key = Key.uns.methylgpt if key_added == Key.obsm.methylgpt else key_added
-    record_params(adata, uns_key, params, all_missing_samples=list(inputs.all_missing))
+    with timed("ef.tl.embed") as written:
+        methylgpt.check_methylgpt(model, batch_size)
+        methylgpt.check_missing_mode(missing)
+        inputs = methylgpt.prepare_inputs(
+            select_modality(data, mod, default=Key.mod.methyl), model, layer=layer, var_key=var_key
+        )
+        emb, dev = methylgpt.embed(
+            model, inputs, missing=missing, batch_size=int(batch_size), device=device, progress=progress
+        )
+        params = methylgpt.provenance(
+            model, inputs, missing=missing, layer=layer, var_key=var_key, batch_size=int(batch_size), device=dev
+        )
+        data, adata = output(data, copy=copy, mod=mod, default=Key.mod.methyl)
+        adata.obsm[key_added] = emb
+        uns_key = Key.uns.methylgpt if key_added == Key.obsm.methylgpt else key_added
+        record_params(adata, uns_key, params, all_missing_samples=list(inputs.all_missing))
+        written += [f"obsm[{key_added!r}]", f"uns[{uns_key!r}]"]
     return data if copy else None

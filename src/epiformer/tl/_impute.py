@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
 from anndata import AnnData
 from mudata import MuData
-from tqdm import tqdm
 
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
-from epiformer._utils import record_params, select_modality, to_dense_float
-from epiformer.tl._model_inputs import check_model, copy_data, model_on, prepare_inputs, provenance
+from epiformer._logging import timed
+from epiformer._utils import output, record_params, select_modality
 
 if TYPE_CHECKING:
     import torch
@@ -78,65 +76,23 @@ def impute(
         `epiformer_version`), `n_imputed` (values filled), `n_samples_imputed`, `n_left_missing` (missing
         values of CpGs outside the vocabulary) and `all_missing_samples`.
     """
-    import torch
+    from epiformer.models import methylgpt
 
-    from epiformer.models.methylgpt._module import check_missing_mode
-
-    check_model(model, batch_size)
-    check_missing_mode(missing)
-    adata = select_modality(data, mod, default=Key.mod.methyl)
-    inputs = prepare_inputs(adata, model, layer=layer, var_key=var_key)
-    X = inputs.X
-    dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.float32
-
-    n_vocab, n_found = inputs.coverage["n_vocab"], inputs.coverage["n_found"]
-    found_ids = torch.as_tensor(model.vocab.probe_ids)[torch.as_tensor(inputs.in_vocab)]
-    # token positions (after <cls>) of the data's vocabulary CpGs
-    positions = inputs.in_vocab if missing == "legacy" else np.arange(n_found)
-    out = np.empty(adata.shape, dtype=dtype)
-    n_imputed = n_samples = 0
-    with (
-        model_on(model, device) as dev,
-        tqdm(total=adata.n_obs, desc="MethylGPT imputation", unit="sample", disable=not progress) as bar,
-    ):
-        for start, betas in inputs.chunks():
-            stop = start + len(betas)
-            out[start:stop] = to_dense_float(X[start:stop], dtype=dtype)
-            holes = np.isnan(betas)
-            todo = np.flatnonzero(holes.any(axis=1))
-            bar.update(len(betas) - len(todo))
-            for i in range(0, len(todo), batch_size):
-                rows = todo[i : i + batch_size]
-                masked = np.where(holes[rows], np.float32(model.mask_value), betas[rows])
-                if missing == "mask":
-                    ids, values, kpm = model.tokenize(torch.from_numpy(masked), cpg_ids=found_ids, missing="mask")
-                else:
-                    full = np.full((len(rows), n_vocab), np.nan, dtype=np.float32)
-                    full[:, inputs.in_vocab] = masked
-                    ids, values, kpm = model.tokenize(torch.from_numpy(full), missing="legacy")
-                pred = model.mlm(model.encode(ids, values, key_padding_mask=kpm))[:, 1:]
-                pred = pred[:, torch.as_tensor(positions, device=pred.device)].float().clamp(0.0, 1.0).cpu().numpy()
-                block = out[start + rows][:, inputs.in_data]
-                fill = holes[rows]
-                block[fill] = pred[fill]
-                out[(start + rows)[:, None], inputs.in_data[None, :]] = block
-                n_imputed += int(fill.sum())
-                n_samples += len(rows)
-                bar.update(len(rows))
-
-    params = provenance(
-        model, inputs, missing=missing, layer=layer, var_key=var_key, batch_size=int(batch_size), device=str(dev)
-    )
-    data = copy_data(data) if copy else data
-    adata = select_modality(data, mod, default=Key.mod.methyl)
-    adata.layers[key_added] = out
-    record_params(
-        adata,
-        Key.uns.imputed if key_added == Key.layers.imputed else key_added,
-        params,
-        n_imputed=n_imputed,
-        n_samples_imputed=n_samples,
-        n_left_missing=int(np.isnan(out).sum()),
-        all_missing_samples=list(inputs.all_missing),
-    )
+    with timed("ef.tl.impute") as written:
+        methylgpt.check_methylgpt(model, batch_size)
+        methylgpt.check_missing_mode(missing)
+        inputs = methylgpt.prepare_inputs(
+            select_modality(data, mod, default=Key.mod.methyl), model, layer=layer, var_key=var_key
+        )
+        out, counts, dev = methylgpt.impute(
+            model, inputs, missing=missing, batch_size=int(batch_size), device=device, progress=progress
+        )
+        params = methylgpt.provenance(
+            model, inputs, missing=missing, layer=layer, var_key=var_key, batch_size=int(batch_size), device=dev
+        )
+        data, adata = output(data, copy=copy, mod=mod, default=Key.mod.methyl)
+        adata.layers[key_added] = out
+        uns_key = Key.uns.imputed if key_added == Key.layers.imputed else key_added
+        record_params(adata, uns_key, params, **counts, all_missing_samples=list(inputs.all_missing))
+        written += [f"layers[{key_added!r}]", f"uns[{uns_key!r}]"]
     return data if copy else None

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from mudata import MuData
 from scipy import stats
 
 from epiformer._constants import Key
-from epiformer._docs import doc_adata, doc_params
+from epiformer._docs import doc_mod, doc_params
 from epiformer._targets import Task, resolve_target
+from epiformer._utils import select_modality
 
 
 def regression_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -53,10 +55,11 @@ def classification_metrics(truth: np.ndarray, proba: np.ndarray) -> dict[str, fl
     }
 
 
-@doc_params(adata=doc_adata)
+@doc_params(mod=doc_mod)
 def evaluate(
-    adata: AnnData,
+    data: AnnData | MuData,
     *,
+    mod: str | None = None,
     truth: str,
     pred: str | list[str],
     split: str | None = "test",
@@ -67,7 +70,9 @@ def evaluate(
 
     Parameters
     ----------
-    {adata}
+    data
+        Samples x CpGs of beta values, or a MuData holding them.
+    {mod} Default ``"methyl"``.
     truth
         `obs` column with the true values or labels.
     pred
@@ -87,6 +92,7 @@ def evaluate(
     One row per prediction column: `n` and, for regression, `medae`, `mae`, `rmse`, `pearson`,
     `spearman`, `r2`; for classification, `accuracy`, `balanced_accuracy`, `auroc`.
     """
+    adata = select_modality(data, mod, default=Key.mod.methyl)
     target = resolve_target(adata, truth, task=task)
     rows = target.rows
     if split is not None:

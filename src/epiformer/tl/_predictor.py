@@ -7,20 +7,24 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from mudata import MuData
 
-from epiformer._docs import doc_adata, doc_copy, doc_layer, doc_params
-from epiformer._utils import record_params
+from epiformer._constants import Key
+from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
+from epiformer._logging import timed
+from epiformer._utils import output, record_params, select_modality
 
 if TYPE_CHECKING:
     from epiformer.models import Predictor
 
 
-@doc_params(adata=doc_adata, layer=doc_layer, copy=doc_copy)
+@doc_params(layer=doc_layer, mod=doc_mod, copy=doc_copy)
 def predict(
-    adata: AnnData,
+    data: AnnData | MuData,
     predictor: Predictor,
     *,
     layer: str | None = None,
+    mod: str | None = None,
     key_added: str | None = None,
     copy: bool = False,
 ) -> AnnData | None:
@@ -28,17 +32,19 @@ def predict(
 
     Parameters
     ----------
-    {adata}
+    data
+        Samples x CpGs of beta values, or a MuData holding them.
     predictor
         A model returned by :func:`epiformer.tl.finetune` or :func:`epiformer.tl.fit_baseline`.
     {layer}
+    {mod} Default ``"methyl"``.
     key_added
         `obs` column written; default ``f"{{predictor.target}}_pred"``.
     {copy}
 
     Returns
     -------
-    `None` or, with ``copy=True``, the modified copy. Writes
+    `None` or, with ``copy=True``, the modified copy. Writes into the (methylation) AnnData
 
     `obs[key_added]`
         Predicted values (regression) or the most probable class (classification, categorical).
@@ -47,14 +53,16 @@ def predict(
     `uns[key_added]['params']`
         The predictor's settings.
     """
-    values = np.asarray(predictor.predict_values(adata, layer=layer))
-    key = key_added or f"{predictor.target}_pred"
-    adata = adata.copy() if copy else adata
-    if predictor.task == "regression":
-        adata.obs[key] = values.astype(np.float64)
-    else:
-        classes = list(predictor.classes or [])
-        adata.obs[key] = pd.Categorical(np.asarray(classes)[values.argmax(axis=1)], categories=classes)
-        adata.obsm[f"{key}_proba"] = pd.DataFrame(values, index=adata.obs_names, columns=classes)
-    record_params(adata, key, {**predictor.describe(), "layer": layer})
-    return adata if copy else None
+    with timed("ef.tl.predict") as written:
+        values = np.asarray(predictor.predict_values(select_modality(data, mod, default=Key.mod.methyl), layer=layer))
+        key = key_added or f"{predictor.target}_pred"
+        data, adata = output(data, copy=copy, mod=mod, default=Key.mod.methyl)
+        if predictor.task == "regression":
+            adata.obs[key] = values.astype(np.float64)
+        else:
+            classes = list(predictor.classes or [])
+            adata.obs[key] = pd.Categorical(np.asarray(classes)[values.argmax(axis=1)], categories=classes)
+            adata.obsm[f"{key}_proba"] = pd.DataFrame(values, index=adata.obs_names, columns=classes)
+        record_params(adata, key, {**predictor.describe(), "layer": layer})
+        written += [f"obs[{key!r}]", f"uns[{key!r}]"]
+    return data if copy else None

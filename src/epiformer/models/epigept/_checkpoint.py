@@ -8,26 +8,24 @@ callback names to inert stand-in classes; any other global refuses the file befo
 
 from __future__ import annotations
 
-import hashlib
-import json
 import pickle
 import re
 import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
+from epiformer._utils import package_version
 from epiformer._validation import _first
+from epiformer.models._base import history_frame, load_folder, save_folder, sha256
+from epiformer.models.epigept._config import EpiGePTConfig
 
-if TYPE_CHECKING:
-    from epiformer.models.epigept._module import EpiGePT, EpiGePTConfig
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+#: The ``format`` tag of the ``config.json`` that :meth:`EpiGePT.save_pretrained` writes.
 FORMAT_TAG = "epiformer-epigept"
 
 
@@ -74,14 +72,6 @@ def _stand_ins() -> list[tuple[Any, str]]:
 
 
 _ALLOWED = _stand_ins()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _refuse(path: Path, reason: str) -> ValueError:
@@ -169,8 +159,6 @@ def config_from_state(
     state: dict[str, torch.Tensor], *, tf_names: Sequence[str] | None = None, n_heads: int = 8
 ) -> EpiGePTConfig:
     """Detect the release (hg38 8-signal, hg19 8-signal, DNase-only) and shape from keys and tensor shapes."""
-    from epiformer.models.epigept._module import EpiGePTConfig
-
     bert, head = _split_state(state)
     conv_w = [state.get(f"convmodule.conv{i}.weight") for i in range(1, 6)]
     if any(w is None for w in conv_w):
@@ -275,24 +263,13 @@ def state_from_published(state: dict[str, torch.Tensor], config: EpiGePTConfig) 
 
 
 def load_pretrained(
-    cls: type[EpiGePT], path: str | Path, *, tf_names: Sequence[str] | str | Path | None, n_heads: int
-) -> EpiGePT:
-    """Implementation of :meth:`EpiGePT.from_pretrained`."""
-    from epiformer.models.epigept._module import EpiGePTConfig
-
+    cls: type[nn.Module], path: str | Path, *, tf_names: Sequence[str] | str | Path | None, n_heads: int
+) -> nn.Module:
+    """Implementation of :meth:`EpiGePT.from_pretrained`: `cls` is the network class to build."""
     path = Path(path)
     names = _read_tf_names(tf_names)
     if path.is_dir():
-        from safetensors.torch import load_file
-
-        config_path, weights_path = path / CONFIG_FILE, path / WEIGHTS_FILE
-        if not config_path.is_file() or not weights_path.is_file():
-            msg = f"{path} must hold {CONFIG_FILE} and {WEIGHTS_FILE} (written by `EpiGePT.save_pretrained`)."
-            raise FileNotFoundError(msg)
-        meta = json.loads(config_path.read_text())
-        if meta.get("format") != FORMAT_TAG:
-            msg = f"{config_path} is not an epiformer EpiGePT configuration (no `format: {FORMAT_TAG}`)."
-            raise ValueError(msg)
+        meta, tensors, info = load_folder(path, format=FORMAT_TAG)
         config = EpiGePTConfig.from_dict(meta["config"])
         if names is not None:
             if len(names) != config.n_tfs:
@@ -300,8 +277,9 @@ def load_pretrained(
                 raise ValueError(msg)
             config = config.replace(tf_names=tuple(names))
         model = cls(config)
-        model.load_state_dict(load_file(str(weights_path)), strict=True)
-        info = {**meta.get("checkpoint", {}), "path": str(path), "format": "safetensors"}
+        model.load_state_dict(tensors, strict=True)
+        model.history = history_frame(meta.get("history")) if meta.get("history") else model.history
+        checkpoint = {**meta.get("checkpoint", {}), **info, "format": "safetensors"}
     else:
         ckpt = read_lightning_checkpoint(path)
         state = ckpt.get("state_dict", ckpt)
@@ -316,39 +294,36 @@ def load_pretrained(
             config = config.replace(signals=tuple(hparams["signals"]))
         model = cls(config)
         model.load_state_dict(state_from_published(state, config), strict=True)
-        info = {
+        checkpoint = {
             "path": str(path),
             "format": "lightning",
-            "sha256": _sha256(path),
+            "sha256": sha256(path),
             "variant": config.variant,
             "epoch": ckpt.get("epoch"),
         }
-    model.checkpoint_info = info
+    model.checkpoint = checkpoint
     return model.eval()
 
 
-def save_safetensors(model: EpiGePT, path: str | Path) -> Path:
-    """``config.json`` and ``model.safetensors`` in directory `path`."""
-    from safetensors.torch import save_file
+def save_safetensors(model: nn.Module, path: str | Path) -> Path:
+    """``config.json`` and ``model.safetensors`` of an EpiGePT in directory `path` (see :func:`save_folder`).
 
-    from epiformer._utils import package_version
+    The provenance of a model loaded from the authors' file (its sha256, release and epoch) is kept under
+    ``checkpoint``, with the sha256 renamed ``source_sha256``.
+    """
+    info = model.checkpoint
+    source = info.get("source_sha256") or (info.get("sha256") if info.get("format") == "lightning" else None)
+    provenance = {k: info[k] for k in ("variant", "epoch") if info.get(k) is not None}
+    if source:
+        provenance["source_sha256"] = source
+    meta: dict[str, Any] = {"config": model.config.to_dict()}
+    if provenance:
+        meta["checkpoint"] = provenance
+    return save_folder(path, format=FORMAT_TAG, config=meta, tensors=model.state_dict(), history=model.history)
 
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path / WEIGHTS_FILE))
-    checkpoint = {k: v for k, v in model.checkpoint_info.items() if k in {"sha256", "variant", "epoch"}}
-    meta = {"format": FORMAT_TAG, "epiformer_version": package_version(), "config": model.config.to_dict()}
-    if checkpoint:
-        meta["checkpoint"] = {"source_" + k if k == "sha256" else k: v for k, v in checkpoint.items()}
-    (path / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
-    return path
 
-
-def save_lightning(model: EpiGePT, path: str | Path) -> Path:
+def save_lightning(model: nn.Module, path: str | Path) -> Path:
     """A ``torch.save`` checkpoint in the authors' layout (see :meth:`EpiGePT.save_pretrained`)."""
-    from epiformer._utils import package_version
-
     config = model.config
     head = "mlp" if config.head_hidden is not None else "fc2"
     ours = model.state_dict()

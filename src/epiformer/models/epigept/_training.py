@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import lightning.pytorch as L
 import numpy as np
+import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from anndata import AnnData
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from epiformer._sequence import one_hot
-from epiformer.models.epigept._module import EpiGePT
+from epiformer._constants import Key
+from epiformer._lightning import fit
+from epiformer._sequence import normalize_chrom, one_hot
+from epiformer._utils import split_rows, to_dense_float
+from epiformer.io import Genome
+from epiformer.models.epigept._engine import motif_source
+from epiformer.models.epigept._module import HISTORY_COLUMNS, EpiGePT
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -87,3 +97,151 @@ class EpiGePTModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.model.parameters(), lr=self.lr)
+
+
+def track_windows(tracks: AnnData, bin_size: int, n_bins: int) -> tuple[list[tuple[str, int]], np.ndarray, np.ndarray]:
+    """Model windows covering the bins of `tracks`: (chrom, first bin) of each, and each bin's window and offset."""
+    missing = {Key.var.chrom, Key.var.start, Key.var.end} - set(tracks.var.columns)
+    if missing:
+        msg = f"`tracks.var` lacks {sorted(missing)}; it needs chrom, start, end of {bin_size}-bp bins (1-based)."
+        raise ValueError(msg)
+    starts = tracks.var[Key.var.start].to_numpy(dtype=np.int64)
+    ends = tracks.var[Key.var.end].to_numpy(dtype=np.int64)
+    if ((starts - 1) % bin_size).any() or (ends - starts + 1 != bin_size).any():
+        msg = (
+            f"`tracks` bins must lie on the model's {bin_size}-bp grid: start = {bin_size} k + 1, end = start + "
+            f"{bin_size - 1} (the layout `ef.tl.predict_epigenome` writes)."
+        )
+        raise ValueError(msg)
+    chroms = np.array([normalize_chrom(c) for c in tracks.var[Key.var.chrom].astype(str)])
+    bins = (starts - 1) // bin_size
+    windows: list[tuple[str, int]] = []
+    window_of = np.empty(len(bins), dtype=np.int64)
+    for chrom in pd.unique(chroms):
+        rows = np.flatnonzero(chroms == chrom)
+        origin = bins[rows].min()
+        slot = (bins[rows] - origin) // n_bins
+        for s in np.unique(slot):
+            window_of[rows[slot == s]] = len(windows)
+            windows.append((str(tracks.var[Key.var.chrom].iloc[rows[0]]), int(origin + s * n_bins)))
+    offsets = bins - np.array([windows[w][1] for w in window_of])
+    return windows, window_of, offsets
+
+
+def training_data(
+    model: EpiGePT,
+    tracks: AnnData,
+    contexts: np.ndarray,
+    tfs: Sequence[str],
+    *,
+    genome: Genome,
+    motif_scores: AnnData | None,
+    motifs: Mapping[str, Sequence[np.ndarray]] | None,
+) -> WindowContextDataset:
+    """The (window, context) pairs of `tracks` with any measured value, as a dataset.
+
+    Parameters
+    ----------
+    model
+        The network (its bin grid, window and signals).
+    tracks
+        Contexts x bins on the model's grid, one layer per signal (a subset of ``model.signals``), values in
+        ``log(count + 1)``, NaN where not measured.
+    contexts
+        Context vectors ``(tracks.n_obs, n_tfs)`` in the model's TF order, one per row of `tracks`.
+    tfs
+        The model's TFs.
+    genome, motif_scores, motifs
+        Sequence and motif source (see :func:`motif_source`).
+    """
+    cfg = model.config
+    signals = [s for s in cfg.signals if s in tracks.layers]
+    if not signals:
+        msg = (
+            f"`tracks` has no layer named after a model signal; expected some of {list(cfg.signals)}, "
+            f"found {list(tracks.layers)}."
+        )
+        raise ValueError(msg)
+    windows, window_of, offsets = track_windows(tracks, cfg.bin_size, cfg.n_bins)
+    targets = np.full((tracks.n_obs, len(windows), cfg.n_bins, cfg.n_signals), np.nan, dtype=np.float32)
+    for signal in signals:
+        values = to_dense_float(tracks.layers[signal])
+        if np.isinf(values).any() or (values < 0).any():
+            msg = (
+                f"Layer {signal!r} of `tracks` has negative or infinite values; targets are log(count + 1) "
+                "(NaN = unmeasured)."
+            )
+            raise ValueError(msg)
+        targets[:, window_of, offsets, cfg.signals.index(signal)] = values
+    measured = ~np.isnan(targets).all(axis=(2, 3))  # (contexts, windows)
+    pairs = np.argwhere(measured.T)  # (window, context)
+    if len(pairs) == 0:
+        msg = "`tracks` holds no measured value (all NaN)."
+        raise ValueError(msg)
+    source = motif_source(model, tfs, motif_scores=motif_scores, motifs=motifs)
+    bs = cfg.bin_size
+    codes = np.stack([genome.fetch(c, k * bs + 1, (k + cfg.n_bins) * bs, pad=True) for c, k in windows])
+    motif = np.stack([source.scan(genome, c, k, cfg.n_bins) for c, k in windows]).astype(np.float32)
+    return WindowContextDataset(codes, motif, contexts.astype(np.float32), targets, pairs)
+
+
+def train(
+    model: EpiGePT,
+    dataset: WindowContextDataset,
+    *,
+    val_size: float,
+    batch_size: int,
+    lr: float,
+    random_state: int | None,
+    precision: str | None = "32-true",
+    **fit_options: Any,
+) -> pd.DataFrame:
+    """Train `model` in place on a random split of `dataset` through :func:`epiformer._lightning.fit`.
+
+    A `val_size` fraction of the pairs is held out (:func:`epiformer._utils.split_rows`) and drives early
+    stopping. The model ends in evaluation mode on the device it started on, with :attr:`EpiGePT.history`
+    set; the history is returned too.
+
+    Parameters
+    ----------
+    model
+        The network, updated in place.
+    dataset
+        The (window, context) pairs (see :func:`training_data`).
+    val_size
+        Fraction of the pairs held out for validation.
+    batch_size
+        Pairs per optimisation step.
+    lr
+        Adam learning rate.
+    random_state
+        Seed of the split, the shuffling and everything random in training.
+    precision
+        Lightning precision (`None`: bf16-mixed on CUDA).
+    **fit_options
+        ``max_epochs``, ``progress``, ``early_stopping_patience``, ``max_time``, ``accelerator``, ... of
+        :func:`epiformer._lightning.fit`.
+    """
+    train_items, val_items = split_rows(np.arange(len(dataset)), val_size=val_size, random_state=random_state)
+    if len(train_items) == 0:
+        msg = f"`val_size={val_size}` leaves none of the {len(dataset)} (window, context) pairs to train on."
+        raise ValueError(msg)
+    generator = torch.Generator()
+    if random_state is not None:
+        generator.manual_seed(random_state)
+    train_loader = DataLoader(
+        Subset(dataset, train_items.tolist()), batch_size=batch_size, shuffle=True, generator=generator
+    )
+    val_loader = DataLoader(Subset(dataset, val_items.tolist()), batch_size=batch_size) if len(val_items) else None
+    home = next(model.parameters()).device
+    history = fit(
+        EpiGePTModule(model, lr=lr),
+        train=train_loader,
+        val=val_loader,
+        random_state=random_state,
+        precision=precision,
+        **fit_options,
+    )
+    model.to(home).eval()
+    model.history = history.reindex(columns=list(HISTORY_COLUMNS))
+    return model.history

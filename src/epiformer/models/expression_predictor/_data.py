@@ -1,4 +1,4 @@
-"""Inputs of the expression predictor: expression scaling, per-CpG tables, and the batches Lightning trains on."""
+"""Inputs of the expression predictor: expression scaling, per-CpG tables, and the batches it trains on."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from scipy import sparse
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import IterableDataset
 
 from epiformer._annotations import legacy_code
 
@@ -246,19 +245,3 @@ class PairBatches(IterableDataset):
             batch["expr"] = self.expr[torch.as_tensor(self.pair_sample[pick], dtype=torch.long)]
             batch["beta"] = torch.as_tensor(self.target[pick])
             yield batch
-
-
-class PairDataModule(pl.LightningDataModule):
-    """Training and validation batches for :class:`~lightning.pytorch.Trainer`."""
-
-    def __init__(self, train: IterableDataset, val: IterableDataset | None) -> None:
-        super().__init__()
-        self.train, self.val = train, val
-
-    def train_dataloader(self) -> DataLoader:
-        """Training batches (already batched by the dataset)."""
-        return DataLoader(self.train, batch_size=None)
-
-    def val_dataloader(self) -> DataLoader | list:
-        """Validation blocks (none when there is no validation split)."""
-        return DataLoader(self.val, batch_size=None) if self.val is not None else []

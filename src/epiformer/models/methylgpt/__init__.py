@@ -1,6 +1,48 @@
-"""MethylGPT (Ying et al. 2024): the network, its CpG vocabulary and its checkpoints."""
+"""MethylGPT (Ying et al. 2024): the network, its CpG vocabulary, checkpoints, and the engine the tools call.
 
-from ._module import MASK_VALUE, MISSING_VALUE, MethylGPT
+`MethylGPT`, `MethylGPTVocab` and `MethylGPTPredictor` are the user-facing classes (also in
+:mod:`epiformer.models`); the functions are what :mod:`epiformer.tl` runs on AnnData rows.
+"""
+
+from ._config import MASK_VALUE, MISSING_VALUE, check_missing_mode
+from ._engine import (
+    ModelInputs,
+    attention,
+    check_methylgpt,
+    embed,
+    impute,
+    prepare_inputs,
+    provenance,
+    read_all,
+    received_attention,
+)
+from ._finetuning import finetune
+from ._heads import HEADS
+from ._module import MethylGPT
+from ._predictor import MethylGPTPredictor
+from ._pretraining import most_variable, new_model, open_data, pretrain
 from ._vocab import MethylGPTVocab
 
-__all__ = ["MASK_VALUE", "MISSING_VALUE", "MethylGPT", "MethylGPTVocab"]
+__all__ = [
+    "HEADS",
+    "MASK_VALUE",
+    "MISSING_VALUE",
+    "MethylGPT",
+    "MethylGPTPredictor",
+    "MethylGPTVocab",
+    "ModelInputs",
+    "attention",
+    "check_methylgpt",
+    "check_missing_mode",
+    "embed",
+    "finetune",
+    "impute",
+    "most_variable",
+    "new_model",
+    "open_data",
+    "prepare_inputs",
+    "pretrain",
+    "provenance",
+    "read_all",
+    "received_attention",
+]

@@ -8,8 +8,6 @@ attention weights when the key layouts differ; this one never does).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import pickle
 import re
 import warnings
@@ -19,31 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from epiformer._utils import package_version
 from epiformer._validation import _first
-from epiformer.models.methylgpt._module import MASK_VALUE, MISSING_VALUE, MethylGPT
+from epiformer.models._base import CONFIG, WEIGHTS, check_weights, history_frame, read_config, save_folder, sha256
+from epiformer.models.methylgpt._config import DEFAULT_N_HEADS, MASK_VALUE, MISSING_VALUE
 from epiformer.models.methylgpt._vocab import MethylGPTVocab
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
 VOCAB = "vocab.json"
 ARGS = "args.json"
-#: Published configurations all use 4 heads; used when no ``args.json`` / ``config.json`` / `n_heads` says.
-DEFAULT_N_HEADS = 4
 FORMAT = "epiformer.methylgpt"
 _LAYER = re.compile(r"^transformer_encoder\.layers\.(\d+)\.")
 _CLS_LAYER = re.compile(r"^cls_decoder\._decoder\.(\d+)\.")
 #: Plain-PyTorch attention keys (``nn.MultiheadAttention``) and their flash-attention names.
 _TORCH_ATTN = {".self_attn.in_proj_weight": ".self_attn.Wqkv.weight", ".self_attn.in_proj_bias": ".self_attn.Wqkv.bias"}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: str | PathLike) -> dict[str, torch.Tensor]:
@@ -141,7 +128,7 @@ def _shape_config(state: dict[str, torch.Tensor], vocab: MethylGPTVocab) -> dict
     }
 
 
-def _check_keys(model: MethylGPT, state: dict[str, torch.Tensor], source: str) -> None:
+def _check_keys(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -165,15 +152,6 @@ def _check_keys(model: MethylGPT, state: dict[str, torch.Tensor], source: str) -
             "nothing was loaded. " + " | ".join(problems)
         )
         raise ValueError(msg)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    with open(path) as fh:
-        data = json.load(fh)
-    if not isinstance(data, dict):
-        msg = f"{path} does not hold a JSON object."
-        raise ValueError(msg)
-    return data
 
 
 def _resolve(path: Path) -> tuple[Path, Path]:
@@ -205,9 +183,13 @@ def _n_heads(explicit: int | None, args: dict[str, Any], config: dict[str, Any])
 
 
 def load_pretrained(
-    path: str | PathLike, *, vocab: MethylGPTVocab | str | PathLike | None = None, n_heads: int | None = None
-) -> MethylGPT:
-    """Build and strictly load a MethylGPT from a checkpoint (see :meth:`MethylGPT.from_pretrained`)."""
+    cls: type[nn.Module],
+    path: str | PathLike,
+    *,
+    vocab: MethylGPTVocab | str | PathLike | None = None,
+    n_heads: int | None = None,
+) -> nn.Module:
+    """Build a `cls` (a MethylGPT) and strictly load a checkpoint into it (see :meth:`MethylGPT.from_pretrained`)."""
     weights, folder = _resolve(Path(path))
     if vocab is None:
         if not (folder / VOCAB).exists():
@@ -216,8 +198,8 @@ def load_pretrained(
         vocab = folder / VOCAB
     if not isinstance(vocab, MethylGPTVocab):
         vocab = MethylGPTVocab.from_json(vocab)
-    args = _read_json(folder / ARGS) if (folder / ARGS).exists() else {}
-    config = _read_json(folder / CONFIG) if (folder / CONFIG).exists() else {}
+    args = read_config(folder / ARGS) if (folder / ARGS).exists() else {}
+    config = read_config(folder / CONFIG) if (folder / CONFIG).exists() else {}
 
     state = _flash_keys(read_state_dict(weights))
     shapes = _shape_config(state, vocab)
@@ -228,7 +210,7 @@ def load_pretrained(
                 UserWarning,
                 stacklevel=3,
             )
-    model = MethylGPT(
+    model = cls(
         vocab,
         **shapes,
         n_heads=_n_heads(n_heads, args, config),
@@ -238,22 +220,17 @@ def load_pretrained(
     )
     _check_keys(model, state, str(weights))
     model.load_state_dict(state, strict=True)
+    ours = config.get("format") == FORMAT and weights.name == WEIGHTS
     model.checkpoint = {
         "path": str(weights.resolve()),
         "format": "epiformer" if weights.suffix == ".safetensors" else "published",
-        "sha256": _sha256(weights),
+        "sha256": check_weights(weights, config) if ours else sha256(weights),
     }
+    model.history = history_frame(config.get("history") if ours else None)
     return model.eval()
 
 
-def save_pretrained(model: MethylGPT, directory: str | PathLike) -> None:
+def save_pretrained(model: nn.Module, directory: str | PathLike) -> None:
     """Write ``model.safetensors``, ``config.json`` and ``vocab.json`` (see :meth:`MethylGPT.save_pretrained`)."""
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    save_file(state, directory / WEIGHTS, metadata={"format": "pt"})
-    config = {"format": FORMAT, **model.config, "epiformer_version": package_version()}
-    (directory / CONFIG).write_text(json.dumps(config, indent=1))
-    model.vocab.to_json(directory / VOCAB)
+    save_folder(directory, format=FORMAT, config=model.config, tensors=model.state_dict(), history=model.history)
+    model.vocab.to_json(Path(directory) / VOCAB)

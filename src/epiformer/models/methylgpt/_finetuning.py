@@ -1,115 +1,26 @@
-"""Fine-tuning MethylGPT: prediction heads and the Lightning module that trains backbone and head together."""
+"""Fine-tuning MethylGPT: the Lightning module that trains backbone and head together, and the training run."""
 
 from __future__ import annotations
 
 import copy
-from typing import Literal
+from typing import Any
 
 import lightning.pytorch as L
+import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
 
+from epiformer._lightning import fit
+from epiformer._targets import Target
+from epiformer.models.methylgpt._engine import ModelInputs, read_all
+from epiformer.models.methylgpt._heads import FinetuneNet, Head
 from epiformer.models.methylgpt._module import MethylGPT
-
-Head = Literal["linear", "mlp", "resnet1d"]
-HEADS = ("linear", "mlp", "resnet1d")
-
-
-class ResBlock1D(nn.Module):
-    """Pre-activation residual block: (BatchNorm, ReLU, conv k3) x 2, with a 1x1 conv + BatchNorm shortcut on stride."""
-
-    def __init__(self, channels: int, *, stride: int = 1):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.BatchNorm1d(channels),
-            nn.ReLU(),
-            nn.Conv1d(channels, channels, 3, stride=stride, padding=1, bias=False),
-            nn.BatchNorm1d(channels),
-            nn.ReLU(),
-            nn.Conv1d(channels, channels, 3, padding=1, bias=False),
-        )
-        self.shortcut = (
-            nn.Sequential(nn.Conv1d(channels, channels, 1, stride=stride, bias=False), nn.BatchNorm1d(channels))
-            if stride > 1
-            else nn.Identity()
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x) + self.shortcut(x)
-
-
-class ResNet1D(nn.Module):
-    """The published age head over per-CpG encoder outputs ``(batch, d_model, n_cpgs)``.
-
-    Conv1d k3 (d -> 32, no bias), six residual blocks (strides 2, 1, 2, 1, 2, 1), global average pooling,
-    Dropout 0.2 and Linear(32, n_out).
-    """
-
-    def __init__(self, d_model: int, n_out: int, *, channels: int = 32):
-        super().__init__()
-        self.stem = nn.Conv1d(d_model, channels, 3, padding=1, bias=False)
-        self.blocks = nn.Sequential(*(ResBlock1D(channels, stride=s) for s in (2, 1, 2, 1, 2, 1)))
-        self.pool = nn.AdaptiveAvgPool1d(1)
-        self.dropout = nn.Dropout(0.2)
-        self.fc = nn.Linear(channels, n_out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.dropout(self.pool(self.blocks(self.stem(x))).squeeze(-1)))
-
-
-def make_head(head: Head, d_model: int, n_out: int) -> nn.Module:
-    """``linear`` or ``mlp`` on the ``<cls>`` embedding, or the published ``resnet1d`` over per-CpG outputs."""
-    if head == "linear":
-        return nn.Linear(d_model, n_out)
-    if head == "mlp":
-        return nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Dropout(0.1), nn.Linear(d_model, n_out))
-    if head == "resnet1d":
-        return ResNet1D(d_model, n_out)
-    msg = f"`head` must be one of {HEADS}, got {head!r}."
-    raise ValueError(msg)
-
-
-class FinetuneNet(nn.Module):
-    """A MethylGPT backbone and a head: raw outputs (a scaled value through a sigmoid, or class logits).
-
-    Parameters
-    ----------
-    backbone
-        The pretrained :class:`MethylGPT` (trained further, in place).
-    head
-        ``"linear"``, ``"mlp"`` or ``"resnet1d"``.
-    n_out
-        1 for regression, the number of classes for classification.
-    regression
-        Apply the published sigmoid (targets are scaled to [0, 1]).
-    missing
-        How missing CpGs enter the backbone (see :meth:`MethylGPT.tokenize`).
-    """
-
-    def __init__(self, backbone: MethylGPT, *, head: Head, n_out: int, regression: bool, missing: str = "mask"):
-        super().__init__()
-        self.backbone = backbone
-        self.head_name = head
-        self.head = make_head(head, backbone.d_model, n_out)
-        self.regression = regression
-        self.missing = missing
-
-    def forward(self, betas: Tensor, cpg_ids: Tensor) -> Tensor:
-        """Outputs ``(batch, n_out)`` for betas ``(batch, n_cpgs)`` (NaN = missing) of the CpGs `cpg_ids`."""
-        per_cpg = self.head_name == "resnet1d"  # fixed CpG positions: no compaction of missing CpGs
-        ids, values, kpm = self.backbone.tokenize(
-            betas, cpg_ids=cpg_ids, missing=self.missing, compact=self.missing == "mask" and not per_cpg
-        )
-        hidden = self.backbone.encode(ids, values, key_padding_mask=kpm, cls_only=not per_cpg)
-        out = self.head(hidden[:, 1:].transpose(1, 2) if per_cpg else hidden).float()
-        return torch.sigmoid(out) if self.regression else out
+from epiformer.models.methylgpt._predictor import MethylGPTPredictor
 
 
 class FinetuneModule(L.LightningModule):
-    """Lightning wrapper: MSE on scaled targets (regression) or cross-entropy; Adam with two learning rates.
-
-    Keeps a copy of the weights of the epoch with the lowest validation loss (`best_state`).
-    """
+    """Lightning wrapper: MSE on scaled targets (regression) or cross-entropy; Adam with two learning rates."""
 
     def __init__(
         self, net: FinetuneNet, cpg_ids: Tensor, *, lr_backbone: float, lr_head: float, weight_decay: float
@@ -118,8 +29,6 @@ class FinetuneModule(L.LightningModule):
         self.net = net
         self.register_buffer("cpg_ids", cpg_ids, persistent=False)
         self.lr_backbone, self.lr_head, self.weight_decay = lr_backbone, lr_head, weight_decay
-        self.best_loss = float("inf")
-        self.best_state: dict[str, Tensor] | None = None
 
     def _loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
         betas, y = batch
@@ -136,12 +45,6 @@ class FinetuneModule(L.LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self.log("val_loss", self._loss(batch), on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
 
-    def on_validation_epoch_end(self) -> None:
-        loss = self.trainer.callback_metrics.get("val_loss")
-        if loss is not None and float(loss) < self.best_loss and not self.trainer.sanity_checking:
-            self.best_loss = float(loss)
-            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.net.state_dict().items()})
-
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(
             [
@@ -150,3 +53,70 @@ class FinetuneModule(L.LightningModule):
             ],
             weight_decay=self.weight_decay,
         )
+
+
+def finetune(
+    model: MethylGPT,
+    inputs: ModelInputs,
+    spec: Target,
+    *,
+    train: np.ndarray,
+    val: np.ndarray,
+    head: Head,
+    missing: str,
+    freeze_backbone: bool,
+    batch_size: int,
+    lr_backbone: float,
+    lr_head: float,
+    weight_decay: float,
+    random_state: int,
+    **fit_options: Any,
+) -> MethylGPTPredictor:
+    """Train a copy of `model` with a head on the rows `train` (stopping on `val`) of `spec`; `model` is unchanged.
+
+    A regression target is min-max scaled to [0, 1] on the training rows (the published scaling). The weights of
+    the epoch with the lowest validation loss are kept.
+    """
+    position = {row: i for i, row in enumerate(spec.rows)}
+    y = {name: spec.values[[position[r] for r in rows]] for name, rows in (("train", train), ("val", val))}
+    scale = None
+    if spec.task == "regression":
+        scale = (float(y["train"].min()), float(y["train"].max()))
+        if scale[0] == scale[1]:
+            msg = f"`obs[{spec.name!r}]` is constant ({scale[0]!r}) on the training samples; there is nothing to learn."
+            raise ValueError(msg)
+        y = {k: ((v - scale[0]) / (scale[1] - scale[0])).astype(np.float32) for k, v in y.items()}
+    elif len(np.unique(y["train"])) < 2:
+        msg = f"The training samples of `obs[{spec.name!r}]` hold a single class; classification needs at least two."
+        raise ValueError(msg)
+    betas = read_all(inputs)
+    features = [model.vocab.probes[i] for i in inputs.in_vocab]
+
+    backbone = copy.deepcopy(model).train()
+    backbone.requires_grad_(not freeze_backbone)
+    regression = spec.task == "regression"
+    net = FinetuneNet(
+        backbone, head=head, n_out=1 if regression else len(spec.classes), regression=regression, missing=missing
+    )
+    module = FinetuneModule(
+        net, inputs.cpg_ids(model), lr_backbone=lr_backbone, lr_head=lr_head, weight_decay=weight_decay
+    )
+
+    def loader(rows: np.ndarray, values: np.ndarray, *, shuffle: bool) -> DataLoader:
+        data = TensorDataset(torch.from_numpy(betas[rows]), torch.from_numpy(values))
+        generator = torch.Generator().manual_seed(random_state)
+        return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+    history = fit(
+        module,
+        train=loader(train, y["train"], shuffle=True),
+        val=loader(val, y["val"], shuffle=False),
+        random_state=random_state,
+        restore_best=True,
+        gradient_clip_val=1.0,
+        **fit_options,
+    )
+    net.cpu().eval()
+    return MethylGPTPredictor(
+        net, target=spec.name, task=spec.task, classes=spec.classes, features=features, scale=scale, history=history
+    )

@@ -10,32 +10,17 @@ matrix is ever materialised.
 from __future__ import annotations
 
 from os import PathLike
-from typing import Any, Literal
+from typing import Any
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from epiformer.models.methylgpt._checkpoint import load_pretrained, save_pretrained
+from epiformer.models.methylgpt._config import MASK_VALUE, MISSING_VALUE, MissingMode, check_missing_mode
 from epiformer.models.methylgpt._dropout_attention import attention_with_dropout
 from epiformer.models.methylgpt._vocab import MethylGPTVocab
-
-#: Value given to a CpG whose beta value is hidden from the model and must be predicted (MLM).
-MASK_VALUE = -1.0
-#: Value given to a missing CpG (the authors' ``pad_value``).
-MISSING_VALUE = -2.0
-#: How missing CpGs enter the model: excluded as attention keys, or attended with value -2.
-MissingMode = Literal["mask", "legacy"]
-MISSING_MODES = ("mask", "legacy")
-
-
-def check_missing_mode(missing: str) -> None:
-    """Raise a :class:`ValueError` unless `missing` is ``"mask"`` or ``"legacy"``."""
-    if missing not in MISSING_MODES:
-        msg = (
-            f"`missing` must be 'mask' (missing CpGs are not attended, as in pretraining) or 'legacy' (missing CpGs "
-            f"are attended with value -2, as in the authors' tutorials), got {missing!r}."
-        )
-        raise ValueError(msg)
 
 
 class GeneEncoder(nn.Module):
@@ -263,6 +248,8 @@ class MethylGPT(nn.Module):
         self.missing_value = float(missing_value)
         self.checkpoint: dict[str, str] | None = None
         """Where the weights came from (`path`, `format`, `sha256`), set by :meth:`from_pretrained`."""
+        self.history = pd.DataFrame()
+        """Per-epoch `train_loss` and `val_loss` of the last :func:`epiformer.tl.pretrain` run (saved with the model)."""
 
         self.encoder = GeneEncoder(len(vocab), d_model, padding_idx=vocab.pad_id)
         self.value_encoder = ValueEncoder(d_model, dropout=dropout)
@@ -527,9 +514,7 @@ class MethylGPT(nn.Module):
         -------
         The model in evaluation mode, on the CPU, with :attr:`checkpoint` set.
         """
-        from epiformer.models.methylgpt._checkpoint import load_pretrained
-
-        return load_pretrained(path, vocab=vocab, n_heads=n_heads)
+        return load_pretrained(cls, path, vocab=vocab, n_heads=n_heads)
 
     def save_pretrained(self, directory: str | PathLike) -> None:
         """Write ``model.safetensors``, ``config.json`` and ``vocab.json`` into `directory`.
@@ -539,6 +524,4 @@ class MethylGPT(nn.Module):
         directory
             Created if absent; existing files of these names are replaced.
         """
-        from epiformer.models.methylgpt._checkpoint import save_pretrained
-
         save_pretrained(self, directory)

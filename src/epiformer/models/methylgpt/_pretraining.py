@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
+from typing import Any
 
+import anndata as ad
 import lightning.pytorch as L
 import numpy as np
+import pandas as pd
 import torch
+from anndata import AnnData
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from epiformer._utils import read_columns
+from epiformer._lightning import fit
+from epiformer._utils import read_columns, split_rows
+from epiformer._validation import check_unique
+from epiformer.models.methylgpt._engine import ModelInputs, check_methylgpt, prepare_inputs, provenance
 from epiformer.models.methylgpt._module import MethylGPT
+from epiformer.models.methylgpt._vocab import MethylGPTVocab
 
 
 def seed_of(*parts: int) -> int:
@@ -187,3 +196,129 @@ class PretrainModule(L.LightningModule):
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, eps=self.adam_eps)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=self.lr_gamma)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def open_data(data: AnnData | str | PathLike) -> tuple[AnnData, Path | None]:
+    """The AnnData, and the file to stream rows from when it is backed (or given as a path)."""
+    if isinstance(data, str | PathLike):
+        path = Path(data)
+        if path.suffix != ".h5ad" or not path.is_file():
+            msg = f"{path} is not an .h5ad file; pass an AnnData or the path of an .h5ad file."
+            raise ValueError(msg)
+        return ad.read_h5ad(path, backed="r"), path
+    if isinstance(data, AnnData):
+        return data, Path(data.filename) if data.isbacked else None
+    msg = f"`adata` must be an AnnData or the path of an .h5ad file, got {type(data).__name__}."
+    raise TypeError(msg)
+
+
+def most_variable(inputs: ModelInputs, rows: np.ndarray, n: int) -> np.ndarray:
+    """Input columns (sorted) of the `n` CpGs with the largest standard deviation over `rows`, read in chunks."""
+    selected = np.zeros(inputs.X.shape[0], dtype=bool)
+    selected[rows] = True
+    total, square, count = (np.zeros(len(inputs.in_data)) for _ in range(3))
+    for start, betas in inputs.chunks():
+        betas = betas[selected[start : start + len(betas)]].astype(np.float64)
+        observed = ~np.isnan(betas)
+        betas[~observed] = 0.0
+        total += betas.sum(axis=0)
+        square += np.square(betas).sum(axis=0)
+        count += observed.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        variance = np.nan_to_num(square / count - np.square(total / count), nan=-1.0)  # unobserved CpGs last
+    return np.sort(np.argsort(-variance, kind="stable")[:n])
+
+
+def new_model(
+    data: AnnData, *, var_key: str | None, d_model: int, n_layers: int, n_heads: int, dropout: float, random_state: int
+) -> MethylGPT:
+    """A MethylGPT over the data's CpGs (sorted), its initial weights seeded by `random_state`."""
+    probes = data.var[var_key].astype(str) if var_key else data.var_names
+    check_unique(pd.Index(probes), what="CpG IDs")
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, the caller's RNG untouched
+        torch.manual_seed(random_state)
+        return MethylGPT(
+            MethylGPTVocab.from_probes(sorted(probes)),
+            d_model=d_model,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            dropout=dropout,
+        )
+
+
+def pretrain(
+    data: AnnData,
+    model: MethylGPT,
+    *,
+    path: Path | None,
+    layer: str | None,
+    var_key: str | None,
+    batch_size: int,
+    val_size: float,
+    random_state: int,
+    warmup_cpgs: int | None,
+    num_workers: int,
+    ckpt_dir: str | PathLike | None,
+    resume: str | PathLike | None,
+    module_options: dict[str, Any],
+    **fit_options: Any,
+) -> dict[str, Any]:
+    """Masked value modelling of `model` (in place) on the rows of `data` (read from `path` when backed).
+
+    Returns the provenance of the run (checkpoint, coverage, split sizes, world size); `model.history` is set.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    check_methylgpt(model, batch_size)
+    inputs = prepare_inputs(data, model, layer=layer, var_key=var_key)
+    usable = np.flatnonzero(inputs.n_observed > 0)  # all-missing samples (reported by prepare_inputs) teach nothing
+    train_rows, val_rows = split_rows(usable, val_size=val_size, random_state=random_state)
+    if len(val_rows) < 1 or len(train_rows) < 1:
+        msg = f"{len(usable)} samples with observed CpGs: too few for a training and a validation set (val_size={val_size})."
+        raise ValueError(msg)
+    matrix = None if path is not None else data.X if layer is None else data.layers[layer]
+    rows = {
+        name: BetaRows(r, inputs.in_data, matrix=matrix, path=path, layer=layer)
+        for name, r in (("train", train_rows), ("val", val_rows))
+    }
+    warmup = None if warmup_cpgs is None else torch.as_tensor(most_variable(inputs, train_rows, warmup_cpgs))
+    module = PretrainModule(
+        model,
+        inputs.cpg_ids(model),
+        train=rows["train"],
+        val=rows["val"],
+        batch_size=batch_size,
+        num_workers=num_workers,
+        seed=random_state,
+        warmup_columns=warmup,
+        **module_options,
+    )
+    callbacks = []
+    if ckpt_dir is not None:
+        callbacks.append(
+            ModelCheckpoint(dirpath=ckpt_dir, filename="{epoch}", every_n_epochs=1, save_top_k=-1, save_last=True)
+        )
+    model.train()
+    model.history = fit(
+        module,
+        random_state=None,  # masks, shuffling and dropout are seeded per batch by the module
+        callbacks=callbacks,
+        ckpt_path=None if resume is None else str(resume),
+        gradient_clip_val=1.0,
+        use_distributed_sampler=False,  # the module shards the samples itself, seeded per epoch
+        **fit_options,
+    )
+    model.cpu().eval()
+    return provenance(
+        model,
+        inputs,
+        **module_options,
+        warmup_cpgs=warmup_cpgs,
+        batch_size=batch_size,
+        val_size=val_size,
+        random_state=random_state,
+        n_train=len(train_rows),
+        n_val=len(val_rows),
+        max_epochs=fit_options.get("max_epochs"),
+        world_size=module.trainer.world_size,
+    )

@@ -1,0 +1,252 @@
+"""What the tools need around an expression predictor, without torch (the model imports it when it predicts).
+
+Expression in the model's gene order, CpG look-up, predictions laid out for AnnData / MuData, split blocks,
+scores and baselines.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse, stats
+
+from epiformer._annotations import check_sequences, pair_split
+from epiformer._constants import Key
+from epiformer._sequence import normalize_chrom
+from epiformer._utils import get_matrix, to_dense_float
+from epiformer._validation import _first
+
+if TYPE_CHECKING:
+    from epiformer.models.expression_predictor._model import ExpressionPredictor
+
+
+def check_predictor(model: Any) -> None:
+    """Raise a :class:`TypeError` unless `model` is an :class:`ExpressionPredictor`."""
+    from epiformer.models._base import check_model
+    from epiformer.models.expression_predictor._model import ExpressionPredictor
+
+    check_model(model, ExpressionPredictor, how="train one with `ef.tl.fit_expression_predictor`")
+
+
+def in_model_order(X, var_names: Sequence[str], genes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Dense float32 `X` (samples x `var_names`) reordered to `genes`; absent genes are 0, and the mask of present ones."""
+    position = pd.Index(var_names).get_indexer(list(genes))
+    present = position >= 0
+    expr = np.zeros((X.shape[0], len(genes)), dtype=np.float32)
+    if present.any():
+        expr[:, present] = to_dense_float(X)[:, position[present]]
+    return expr, present
+
+
+def aligned_expression(
+    adata: AnnData, model: ExpressionPredictor, layer: str | None, *, stacklevel: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expression in the model's gene order and which model genes the data has (absent genes are warned about)."""
+    expr, present = in_model_order(get_matrix(adata, layer), adata.var_names, model.genes)
+    if not present.any():
+        msg = "None of the model's genes is in the data: check that `var_names` use the model's gene identifiers."
+        raise ValueError(msg)
+    if not present.all():
+        missing = [g for g, ok in zip(model.genes, present, strict=True) if not ok]
+        warnings.warn(
+            f"{len(missing)} of {len(model.genes)} model genes are absent from the data and are set to 0 after "
+            f"scaling (no contribution): {_first(missing)}.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    if np.isnan(expr).any():
+        msg = "The expression matrix has NaN values; impute or drop them first."
+        raise ValueError(msg)
+    return expr, present
+
+
+def cpg_positions(model: ExpressionPredictor, cpgs: Sequence[str] | None) -> np.ndarray:
+    """Positions of the CpG names `cpgs` in the model's CpG table (all when `None`); unknown names raise."""
+    if cpgs is None:
+        return np.arange(len(model.cpgs))
+    names = [str(c) for c in cpgs]
+    position = pd.Index(model.cpgs).get_indexer(names)
+    if (position < 0).any():
+        unknown = [c for c, p in zip(names, position, strict=True) if p < 0]
+        msg = f"CpGs the model has no sequence and distances for: {_first(unknown)}."
+        raise KeyError(msg)
+    return position
+
+
+def predict_expression_only(
+    adata: AnnData, model: ExpressionPredictor, *, cpgs: Sequence[str] | None, layer: str | None, **predict: Any
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Predicted betas of the cells or spots of `adata` (a DataFrame cells x CpGs), the CpGs' coordinates, genes missing."""
+    positions = cpg_positions(model, cpgs)
+    expr, present = aligned_expression(adata, model, layer, stacklevel=4)
+    betas = model.predict(expr, present=present, cpgs=positions, **predict)
+    names = pd.Index([model.cpgs[i] for i in positions])
+    coords = pd.DataFrame(
+        {
+            Key.var.chrom: [model.cpg_chrom[i] for i in positions],
+            Key.var.pos: np.asarray([model.cpg_pos[i] for i in positions], dtype=np.int64),
+        },
+        index=names,
+    )
+    return pd.DataFrame(betas, index=adata.obs_names.copy(), columns=names), coords, int((~present).sum())
+
+
+def predict_paired(
+    mdata: Any,
+    model: ExpressionPredictor,
+    *,
+    cpgs: Sequence[str] | None,
+    layer: str | None,
+    mod: str | None,
+    **predict: Any,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Predicted betas for the methylation modality of `mdata` (NaN for unknown CpGs, samples without expression)."""
+    rna_name = mod or model.rna_mod
+    if rna_name not in mdata.mod or model.methyl_mod not in mdata.mod:
+        msg = f"The MuData needs modalities {rna_name!r} and {model.methyl_mod!r}; it has {list(mdata.mod)}."
+        raise KeyError(msg)
+    methyl, rna = mdata.mod[model.methyl_mod], mdata.mod[rna_name]
+    wanted = methyl.var_names if cpgs is None else pd.Index([str(c) for c in cpgs])
+    known = wanted[wanted.isin(model.cpgs)]
+    if not len(known):
+        msg = "None of the CpGs is known to the model."
+        raise ValueError(msg)
+    expr, present = aligned_expression(rna, model, layer, stacklevel=4)
+    rows = pd.Index(rna.obs_names).get_indexer(methyl.obs_names)
+    betas = model.predict(expr[np.maximum(rows, 0)], present=present, cpgs=cpg_positions(model, known), **predict)
+    full = np.full(methyl.shape, np.nan, dtype=np.float32)
+    full[:, methyl.var_names.get_indexer(known)] = betas
+    full[rows < 0] = np.nan
+    return full, {"rna_mod": rna_name, "n_genes_missing": int((~present).sum()), "n_cpgs_predicted": len(known)}
+
+
+def split_block(
+    data: Any, methyl: AnnData, *, split: str | None, split_key: str, mod: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows and columns of `methyl` in `split` (all when `None`), and the sample and CpG split labels."""
+    sample_split, cpg_split = pair_split(data, split_key=split_key, mod=mod)
+    rows = np.arange(methyl.n_obs) if split is None else np.flatnonzero(sample_split == split)
+    cols = np.arange(methyl.n_vars) if split is None else np.flatnonzero(cpg_split == split)
+    return rows, cols, sample_split, cpg_split
+
+
+def columnwise_spearman(truth: np.ndarray, pred: np.ndarray, *, min_obs: int = 3) -> np.ndarray:
+    """Spearman correlation of every column of `truth` with the same column of `pred`, ignoring NaN.
+
+    A prediction constant over the column (no ranking information) scores 0; a constant truth, or fewer
+    than `min_obs` observed values, gives NaN.
+    """
+    mask = ~np.isnan(truth) & ~np.isnan(pred)
+    rank_t = pd.DataFrame(np.where(mask, truth, np.nan)).rank(axis=0).to_numpy()
+    rank_p = pd.DataFrame(np.where(mask, pred, np.nan)).rank(axis=0).to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ct = rank_t - np.nanmean(rank_t, axis=0)
+        cp = rank_p - np.nanmean(rank_p, axis=0)
+        var_t, var_p = np.nansum(ct**2, axis=0), np.nansum(cp**2, axis=0)
+        rho = np.nansum(ct * cp, axis=0) / np.sqrt(var_t * var_p)
+    rho = np.where(var_p == 0, 0.0, rho)
+    return np.where((var_t == 0) | (mask.sum(axis=0) < min_obs), np.nan, rho)
+
+
+def scores(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """`n_pairs`, `mae`, pooled `spearman`, and the medians of the per-CpG and per-sample Spearman correlations."""
+    observed = ~np.isnan(truth) & ~np.isnan(pred)
+    t, p = truth[observed], pred[observed]
+    pooled = float(stats.spearmanr(t, p)[0]) if len(t) and np.ptp(p) > 0 and np.ptp(t) > 0 else float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {
+            "n_pairs": int(observed.sum()),
+            "mae": float(np.abs(t - p).mean()) if len(t) else float("nan"),
+            "spearman": pooled,
+            "per_cpg_spearman": float(np.nanmedian(columnwise_spearman(truth, pred))),
+            "per_sample_spearman": float(np.nanmedian(columnwise_spearman(truth.T, pred.T))),
+        }
+
+
+def sequence_features(codes: np.ndarray, *, radii: tuple[int, ...] = (50, 200)) -> np.ndarray:
+    """Dinucleotide counts (N excluded) within each radius of the window centre, plus the whole window."""
+    flank = codes.shape[1] // 2
+    pairs = codes[:, :-1].astype(np.int64) * 5 + codes[:, 1:]
+    blocks = []
+    for radius in (*radii, flank):
+        window = pairs[:, max(flank - radius, 0) : flank + radius - 1]
+        ids = window + 25 * np.arange(len(window))[:, None]
+        counts = np.bincount(ids.ravel(), minlength=25 * len(window)).reshape(len(window), 25)
+        keep = [a * 5 + b for a in range(4) for b in range(4)]
+        blocks.append(counts[:, keep] / max(window.shape[1], 1))
+    return np.hstack(blocks)
+
+
+def baselines(
+    methyl: AnnData,
+    truth: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    train_s: np.ndarray,
+    train_c: np.ndarray,
+    *,
+    seq_key: str = Key.varm.seq_codes,
+) -> dict[str, np.ndarray]:
+    """Sequence-only and nearest-training-CpG-mean predictions for the block `rows` x `cols` (constant per CpG).
+
+    ``sequence_only`` is a ridge regression of each training CpG's mean (over training samples) on
+    :func:`sequence_features`; ``cpg_mean`` is the mean of the nearest training CpG on the same chromosome.
+    """
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        train_mean = np.nanmean(truth[np.ix_(train_s, train_c)], axis=0)
+    usable = ~np.isnan(train_mean)
+    out = {}
+    features = sequence_features(check_sequences(methyl, seq_key))
+    ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 3, 6)))
+    ridge.fit(features[train_c[usable]], train_mean[usable])
+    out["sequence_only"] = np.clip(ridge.predict(features[cols]), 0, 1)
+    chrom = np.array([normalize_chrom(c) for c in methyl.var[Key.var.chrom].astype(str)])
+    pos = methyl.var[Key.var.pos].to_numpy(dtype=np.int64)
+    nearest = np.full(len(cols), float(np.nanmean(train_mean)))
+    ref = train_c[usable]
+    for name in np.unique(chrom[cols]):
+        here = ref[chrom[ref] == name]
+        if not len(here):
+            continue
+        order = np.argsort(pos[here])
+        sorted_pos, sorted_mean = pos[here][order], train_mean[usable][chrom[ref] == name][order]
+        targets = np.flatnonzero(chrom[cols] == name)
+        j = np.clip(np.searchsorted(sorted_pos, pos[cols][targets]), 1, len(sorted_pos)) - 1
+        right = np.minimum(j + 1, len(sorted_pos) - 1)
+        closer = np.abs(sorted_pos[right] - pos[cols][targets]) < np.abs(sorted_pos[j] - pos[cols][targets])
+        nearest[targets] = sorted_mean[np.where(closer, right, j)]
+    out["cpg_mean"] = nearest
+    return {name: np.broadcast_to(values, (len(rows), len(cols))) for name, values in out.items()}
+
+
+def score_table(
+    truth: np.ndarray, predictions: dict[str, np.ndarray], labels: np.ndarray | None = None, *, groupby: str = "group"
+) -> pd.DataFrame:
+    """:func:`scores` of every prediction (rows: predictors), or of every (label, predictor) with CpG `labels`."""
+    if labels is None:
+        return pd.DataFrame({name: scores(truth, p) for name, p in predictions.items()}).T
+    table = {
+        (label, name): scores(truth[:, labels == label], p[:, labels == label])
+        for label in pd.unique(labels)
+        for name, p in predictions.items()
+    }
+    return pd.DataFrame(table).T.rename_axis([groupby, "predictor"])
+
+
+def log_normalize(counts, target_sum: float) -> np.ndarray:
+    """``log1p(counts / total * target_sum)`` per row (rows without counts stay 0), dense."""
+    dense = counts.toarray() if sparse.issparse(counts) else np.asarray(counts)
+    totals = dense.sum(axis=1, keepdims=True)
+    return np.log1p(np.divide(dense, totals, out=np.zeros_like(dense, dtype=np.float64), where=totals > 0) * target_sum)

@@ -1,0 +1,143 @@
+"""`MethylGPTPredictor`: a fine-tuned MethylGPT and its head, predicting one `obs` column; saved without pickle."""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from anndata import AnnData
+
+from epiformer._constants import Key
+from epiformer._probe_ids import warn_low_coverage
+from epiformer._targets import Task
+from epiformer._validation import check_betas
+from epiformer.models._base import Predictor, history_frame, load_folder, on_device, save_folder
+from epiformer.models.methylgpt._heads import FinetuneNet
+from epiformer.models.methylgpt._module import MethylGPT
+from epiformer.pp import align_to_vocab
+
+FORMAT = "epiformer.MethylGPTPredictor"
+BACKBONE = "backbone"
+
+
+class MethylGPTPredictor(Predictor):
+    """A fine-tuned MethylGPT and its head, predicting one `obs` column; made by :func:`epiformer.tl.finetune`.
+
+    Apply it with :func:`epiformer.tl.predict`; save it with :meth:`save` and read it back with :meth:`load`.
+    """
+
+    def __init__(
+        self,
+        net: FinetuneNet,
+        *,
+        target: str,
+        task: Task,
+        classes: list[str] | None,
+        features: list[str],
+        scale: tuple[float, float] | None,
+        history: pd.DataFrame | None = None,
+    ):
+        self.net = net
+        self.target = target
+        self.task = task
+        self.classes = classes
+        self.features = list(features)
+        """Vocabulary CpGs of the training data, in the order the network reads them."""
+        self.scale = scale
+        """``(min, max)`` of the regression target on the training split (the published min-max scaling)."""
+        self.history = history_frame(history)
+        """Per-epoch `train_loss` and `val_loss` (plot with :func:`epiformer.pl.training_history`)."""
+
+    def predict_values(
+        self, adata: AnnData, *, layer: str | None = None, batch_size: int = 32, device: str = "auto"
+    ) -> np.ndarray:
+        """Predicted values (regression, in the target's units) or class probabilities for every sample.
+
+        Training CpGs that `adata` lacks are read as missing (a warning below 50 % coverage).
+        """
+        aligned = align_to_vocab(adata, self.features, layer=layer)
+        warn_low_coverage(aligned.uns[Key.uns.vocab_coverage], who="the predictor", fallback="read as missing")
+        X = np.asarray(aligned.X, dtype=np.float32)
+        check_betas(X, what="The methylation matrix")
+        ids = torch.as_tensor([self.net.backbone.vocab[p] for p in self.features])
+        outputs = []
+        with on_device(self.net, device, bf16_on_cuda=True) as dev:
+            for start in range(0, len(X), batch_size):
+                out = self.net(torch.from_numpy(X[start : start + batch_size]).to(dev), ids.to(dev)).float()
+                outputs.append((out if self.task == "regression" else torch.softmax(out, dim=-1)).cpu().numpy())
+        values = np.concatenate(outputs)
+        if self.task == "regression":
+            lo, hi = self.scale
+            return values[:, 0].astype(np.float64) * (hi - lo) + lo
+        return values.astype(np.float64)
+
+    def describe(self) -> dict:
+        """Settings recorded next to the predictions."""
+        return {**super().describe(), "head": self.net.head_name, "n_features": len(self.features)}
+
+    def save(self, directory: str | PathLike, *, overwrite: bool = False) -> Path:
+        """Write the head (``model.safetensors``), its ``config.json`` and the backbone (``backbone/``); no pickle.
+
+        Parameters
+        ----------
+        directory
+            Folder to write (created).
+        overwrite
+            Replace the files of a non-empty folder.
+
+        Returns
+        -------
+        The folder written.
+        """
+        config = {
+            "target": self.target,
+            "task": self.task,
+            "classes": self.classes,
+            "features": self.features,
+            "scale": list(self.scale) if self.scale else None,
+            "head": self.net.head_name,
+            "missing": self.net.missing,
+        }
+        directory = save_folder(
+            directory,
+            format=FORMAT,
+            config=config,
+            tensors=self.net.head.state_dict(),
+            history=self.history,
+            overwrite=overwrite,
+        )
+        self.net.backbone.save_pretrained(directory / BACKBONE)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | PathLike) -> MethylGPTPredictor:
+        """Read a predictor written by :meth:`save`.
+
+        Parameters
+        ----------
+        directory
+            The folder.
+
+        Returns
+        -------
+        The predictor, in evaluation mode.
+        """
+        config, tensors, _ = load_folder(directory, format=FORMAT)
+        backbone = MethylGPT.from_pretrained(Path(directory) / BACKBONE)
+        regression = config["task"] == "regression"
+        n_out = 1 if regression else len(config["classes"])
+        net = FinetuneNet(backbone, head=config["head"], n_out=n_out, regression=regression, missing=config["missing"])
+        net.head.load_state_dict(tensors, strict=True)
+        net.eval()
+        return cls(
+            net,
+            target=config["target"],
+            task=config["task"],
+            classes=config["classes"],
+            features=config["features"],
+            scale=tuple(config["scale"]) if config["scale"] else None,
+            history=config.get("history"),
+        )
