@@ -199,3 +199,33 @@ def test_writer_on_mudata(name):
             return md.MuData({"methyl": _cohort(), "rna": rna})
 
     check_writer(WRITERS[name], make, mod="methyl")
+
+
+def test_tools_log_what_ran_and_what_they_wrote(caplog):
+    adata = _cohort()
+    with caplog.at_level("INFO", logger="epiformer"):
+        ef.tl.embed(adata, MODEL, key_added="X_test", **QUIET)
+    messages = [r.getMessage() for r in caplog.records if r.name == "epiformer"]
+    assert messages[0] == "ef.tl.embed: running"
+    assert messages[-1].startswith("ef.tl.embed: finished in ") and "obsm['X_test']" in messages[-1]
+
+
+def test_renamed_options_still_work_for_one_release():
+    from epiformer._utils import renamed_options
+
+    @renamed_options(old_name="new_name")
+    def tool(data, *, new_name=1):
+        return new_name
+
+    with pytest.warns(FutureWarning, match="`old_name=` is renamed `new_name=`"):
+        assert tool(None, old_name=5) == 5
+    with pytest.raises(TypeError, match="pass only `new_name=`"):
+        tool(None, old_name=5, new_name=6)
+    assert list(inspect.signature(tool).parameters) == ["data", "new_name"]
+
+
+def test_moved_names_still_import_for_one_release():
+    with pytest.warns(FutureWarning, match="moved to `ef.models.MethylGPTPredictor`"):
+        assert ef.tl.MethylGPTPredictor is ef.models.MethylGPTPredictor
+    with pytest.warns(FutureWarning, match="moved to `ef.models.Predictor`"):
+        assert ef.tl.Predictor is ef.models.Predictor

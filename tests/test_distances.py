@@ -8,7 +8,7 @@ import pytest
 from scipy import sparse
 
 import epiformer as ef
-from epiformer.pp._distances import legacy_code
+from epiformer._annotations import legacy_code
 
 
 def _mdata(positions, chroms=None) -> md.MuData:

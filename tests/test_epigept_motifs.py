@@ -9,7 +9,7 @@ import pytest
 
 import epiformer as ef
 from epiformer import Key
-from epiformer.io._genome import encode
+from epiformer._sequence import encode
 from epiformer.pp import _motifs
 from epiformer.pp._motifs import MotifScanner, _pvalue_threshold
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import epiformer as ef
-from epiformer.io._genome import encode, normalize_chrom, one_hot
+from epiformer._sequence import encode, normalize_chrom, one_hot
 
 
 @pytest.fixture(scope="module")

@@ -118,6 +118,31 @@ def test_save_pretrained_round_trip(tmp_path):
     assert loaded.config == model.config and loaded.vocab == model.vocab
     assert _same_weights(loaded, model)
     assert loaded.checkpoint["format"] == "epiformer"
+    assert loaded.checkpoint["sha256"] == config["sha256"]
+
+
+def test_history_survives_save_and_load(tmp_path):
+    import pandas as pd
+
+    model = _model()
+    model.history = pd.DataFrame(
+        {"epoch": [0, 1], "train_loss": [0.31, 0.1234567891234], "val_loss": [0.4, float("nan")]}
+    )
+    model.save_pretrained(tmp_path / "saved")
+    loaded = MethylGPT.from_pretrained(tmp_path / "saved")
+    pd.testing.assert_frame_equal(loaded.history, model.history)
+    assert MethylGPT.from_pretrained(_published(tmp_path / "published", model)).history.empty
+
+
+def test_refuses_weights_swapped_after_saving(tmp_path):
+    _model().save_pretrained(tmp_path / "a")
+    other = _model()
+    with torch.no_grad():
+        other.encoder.embedding.weight.add_(1.0)
+    other.save_pretrained(tmp_path / "b")
+    (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="the weights were replaced"):
+        MethylGPT.from_pretrained(tmp_path / "a")
 
 
 def test_fp16_weights_load_as_float32(tmp_path):

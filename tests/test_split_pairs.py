@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import epiformer as ef
+from epiformer._annotations import pair_split
 
 
 def test_random_split_is_disjoint_on_both_axes(synthetic_small):
@@ -47,5 +48,5 @@ def test_errors_leave_data_untouched(synthetic_small):
         ef.pp.split_pairs(two, by="block", block_size=10**9)  # two chromosomes, two blocks, three splits
     assert "split" not in mdata.obs and "split" not in mdata["methyl"].var
     with pytest.raises(KeyError, match="split_pairs"):
-        ef.pp._split.pair_split(mdata)
+        pair_split(mdata)
     assert np.isfinite(mdata["methyl"].X[~np.isnan(mdata["methyl"].X)]).all()

@@ -20,6 +20,16 @@ doc_copy = """\
 copy
     Return a modified copy instead of writing to `adata` in place."""
 
+doc_data = """\
+data
+    Samples x CpGs of beta values: an :class:`~anndata.AnnData` (in memory or backed), or a :class:`~mudata.MuData`
+    holding one."""
+
+doc_mod_methyl = """\
+mod
+    With a :class:`~mudata.MuData`, the modality to use (default ``"methyl"``); ignored for an
+    :class:`~anndata.AnnData`."""
+
 doc_mod = """\
 mod
     With a :class:`~mudata.MuData`, the modality to use; ignored for an :class:`~anndata.AnnData`."""

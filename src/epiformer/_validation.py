@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from anndata import AnnData
 from scipy import sparse
 
 
@@ -71,3 +72,14 @@ def warn_all_missing_rows(X: np.ndarray, names: Sequence[str], *, what: str = "s
             stacklevel=3,
         )
     return bad
+
+
+def check_cpg_positions(adata: AnnData) -> None:
+    """Raise a :class:`KeyError` unless `var` holds every CpG's `chrom` and 1-based `pos` (the C), none missing."""
+    absent = [c for c in ("chrom", "pos") if c not in adata.var]
+    if absent:
+        msg = f"The CpG `var` lacks {absent}: CpG positions are read from `var['chrom']` and `var['pos']` (1-based C)."
+        raise KeyError(msg)
+    if adata.var["pos"].isna().any():
+        msg = "`var['pos']` has missing positions; drop those CpGs first."
+        raise ValueError(msg)

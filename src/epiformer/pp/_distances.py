@@ -15,7 +15,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_mod, doc_params
 from epiformer._sequence import normalize_chrom
 from epiformer._utils import record_params, select_modality
-from epiformer._validation import _first
+from epiformer._validation import _first, check_cpg_positions
 
 Encoding = Literal["signed_bp", "legacy_halving_2kb"]
 Anchor = Literal["tss", "gene_start"]
@@ -108,10 +108,7 @@ def cpg_gene_distances(
         msg = f"`window` must be non-negative (and at most {LEGACY_MAX:,} bp for the legacy code), got {window}."
         raise ValueError(msg)
     methyl = select_modality(data, mod, default=Key.mod.methyl)
-    absent = [c for c in (Key.var.chrom, Key.var.pos) if c not in methyl.var]
-    if absent:
-        msg = f"The CpG `var` lacks {absent} (chromosome and 1-based position of each CpG)."
-        raise KeyError(msg)
+    check_cpg_positions(methyl)
     table = _gene_table(data, genes, rna_mod)
     needed = [Key.var.chrom, Key.var.start, Key.var.end, Key.var.strand]
     absent = [c for c in needed if c not in table.columns]

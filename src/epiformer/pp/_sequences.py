@@ -10,6 +10,7 @@ import numpy as np
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_mod, doc_params
 from epiformer._utils import record_params, select_modality
+from epiformer._validation import check_cpg_positions
 from epiformer.io import Genome, GenomeSegment
 
 
@@ -67,13 +68,7 @@ def cpg_sequences(
         msg = f"`flank` must be positive, got {flank}."
         raise ValueError(msg)
     adata = select_modality(data, mod, default=Key.mod.methyl)
-    missing = [c for c in (Key.var.chrom, Key.var.pos) if c not in adata.var]
-    if missing:
-        msg = f"`var` lacks {missing}: CpG positions are read from `var['chrom']` and `var['pos']` (1-based C)."
-        raise KeyError(msg)
-    if adata.var[Key.var.pos].isna().any():
-        msg = "`var['pos']` has missing positions; drop those CpGs first."
-        raise ValueError(msg)
+    check_cpg_positions(adata)
     genome = Genome.open(fasta, region=region)
     codes = genome.windows(
         adata.var[Key.var.chrom].astype(str).to_numpy(), adata.var[Key.var.pos].to_numpy(), flank=flank

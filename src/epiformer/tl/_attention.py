@@ -11,9 +11,9 @@ from mudata import MuData
 from scipy import stats
 
 from epiformer._constants import Key
-from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
+from epiformer._docs import doc_copy, doc_data, doc_layer, doc_mod_methyl, doc_params
 from epiformer._logging import timed
-from epiformer._utils import output, record_params, select_modality
+from epiformer._utils import output, record_params, renamed_options, select_modality
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +51,8 @@ def _group_table(per_sample: np.ndarray, labels: pd.Categorical, cpgs: pd.Index,
     return pd.concat(frames, ignore_index=True)
 
 
-@doc_params(layer=doc_layer, mod=doc_mod, copy=doc_copy)
+@doc_params(data=doc_data, layer=doc_layer, copy=doc_copy, mod=doc_mod_methyl)
+@renamed_options(adata="data")
 def attention(
     data: AnnData | MuData,
     model: MethylGPT,
@@ -82,8 +83,7 @@ def attention(
 
     Parameters
     ----------
-    data
-        Samples x CpGs of beta values (backed AnnData works), or a MuData holding them.
+    {data}
     model
         A :class:`~epiformer.models.MethylGPT`.
     groupby
@@ -93,7 +93,7 @@ def attention(
     {layer}
     var_key
         `var` column holding the probe IDs, if not `var_names`.
-    {mod} Default ``"methyl"``.
+    {mod}
     missing
         ``"mask"`` (missing CpGs are not attended, as in pretraining) or ``"legacy"`` (attended with value -2).
     n_top

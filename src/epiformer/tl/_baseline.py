@@ -9,10 +9,10 @@ from anndata import AnnData
 from mudata import MuData
 
 from epiformer._constants import Key
-from epiformer._docs import doc_layer, doc_mod, doc_params, doc_random_state
+from epiformer._docs import doc_data, doc_layer, doc_mod_methyl, doc_params, doc_random_state
 from epiformer._probe_ids import warn_low_coverage
 from epiformer._targets import resolve_target
-from epiformer._utils import get_matrix, select_modality, to_dense_float
+from epiformer._utils import get_matrix, renamed_options, select_modality, to_dense_float
 from epiformer._validation import check_betas
 from epiformer.models import Predictor
 from epiformer.pp import align_to_vocab
@@ -50,7 +50,8 @@ class BaselinePredictor(Predictor):
         return {**super().describe(), "method": self.method, "n_features": len(self.features)}
 
 
-@doc_params(mod=doc_mod, layer=doc_layer, random_state=doc_random_state)
+@doc_params(data=doc_data, layer=doc_layer, random_state=doc_random_state, mod=doc_mod_methyl)
+@renamed_options(adata="data")
 def fit_baseline(
     data: AnnData | MuData,
     *,
@@ -70,9 +71,8 @@ def fit_baseline(
 
     Parameters
     ----------
-    data
-        Samples x CpGs of beta values, or a MuData holding them.
-    {mod} Default ``"methyl"``.
+    {data}
+    {mod}
     target
         `obs` column to predict; samples without a value are left out (with a warning).
     method

@@ -9,10 +9,10 @@ from anndata import AnnData
 from mudata import MuData
 
 from epiformer._constants import Key
-from epiformer._docs import doc_layer, doc_mod, doc_params, doc_random_state
+from epiformer._docs import doc_data, doc_layer, doc_mod_methyl, doc_params, doc_random_state
 from epiformer._logging import timed
 from epiformer._targets import Task, resolve_target
-from epiformer._utils import select_modality, split_rows
+from epiformer._utils import renamed_options, select_modality, split_rows
 
 if TYPE_CHECKING:
     from epiformer.models import MethylGPT, MethylGPTPredictor
@@ -35,7 +35,8 @@ def _split(
     return train, val
 
 
-@doc_params(layer=doc_layer, mod=doc_mod, random_state=doc_random_state)
+@doc_params(data=doc_data, layer=doc_layer, random_state=doc_random_state, mod=doc_mod_methyl)
+@renamed_options(adata="data")
 def finetune(
     data: AnnData | MuData,
     model: MethylGPT,
@@ -74,8 +75,7 @@ def finetune(
 
     Parameters
     ----------
-    data
-        Samples x CpGs of beta values, or a MuData holding them.
+    {data}
     model
         A pretrained :class:`~epiformer.models.MethylGPT`.
     target
@@ -88,7 +88,7 @@ def finetune(
     {layer}
     var_key
         `var` column holding the probe IDs, if not `var_names`.
-    {mod} Default ``"methyl"``.
+    {mod}
     split_key
         `obs` column from :func:`epiformer.pp.split_samples`: trains on ``"train"``, stops on ``"val"`` and never
         sees ``"test"``. Without it, `val_size` of the samples are held out for validation.

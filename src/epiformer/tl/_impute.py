@@ -8,7 +8,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from epiformer._constants import Key
-from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
+from epiformer._docs import doc_copy, doc_data, doc_layer, doc_mod_methyl, doc_params
 from epiformer._logging import timed
 from epiformer._utils import output, record_params, select_modality
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from epiformer.models import MethylGPT
 
 
-@doc_params(mod=doc_mod, layer=doc_layer, copy=doc_copy)
+@doc_params(data=doc_data, layer=doc_layer, copy=doc_copy, mod=doc_mod_methyl)
 def impute(
     data: AnnData | MuData,
     model: MethylGPT,
@@ -42,15 +42,14 @@ def impute(
 
     Parameters
     ----------
-    data
-        AnnData of beta values (samples x CpGs), or a MuData holding one.
+    {data}
     model
         A MethylGPT, for example from :meth:`epiformer.models.MethylGPT.from_pretrained`. It is moved to
         `device` for the call and back afterwards.
     {layer}
     var_key
         Column of `var` holding the probe IDs; `None` uses `var_names`.
-    {mod} Default ``"methyl"``.
+    {mod}
     batch_size
         Samples per forward pass.
     device

@@ -9,9 +9,9 @@ from mudata import MuData
 from scipy import stats
 
 from epiformer._constants import Key
-from epiformer._docs import doc_mod, doc_params
+from epiformer._docs import doc_data, doc_mod_methyl, doc_params
 from epiformer._targets import Task, resolve_target
-from epiformer._utils import select_modality
+from epiformer._utils import renamed_options, select_modality
 
 
 def regression_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -55,7 +55,8 @@ def classification_metrics(truth: np.ndarray, proba: np.ndarray) -> dict[str, fl
     }
 
 
-@doc_params(mod=doc_mod)
+@doc_params(data=doc_data, mod=doc_mod_methyl)
+@renamed_options(adata="data")
 def evaluate(
     data: AnnData | MuData,
     *,
@@ -70,9 +71,8 @@ def evaluate(
 
     Parameters
     ----------
-    data
-        Samples x CpGs of beta values, or a MuData holding them.
-    {mod} Default ``"methyl"``.
+    {data}
+    {mod}
     truth
         `obs` column with the true values or labels.
     pred

@@ -10,15 +10,16 @@ from anndata import AnnData
 from mudata import MuData
 
 from epiformer._constants import Key
-from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
+from epiformer._docs import doc_copy, doc_data, doc_layer, doc_mod_methyl, doc_params
 from epiformer._logging import timed
-from epiformer._utils import output, record_params, select_modality
+from epiformer._utils import output, record_params, renamed_options, select_modality
 
 if TYPE_CHECKING:
     from epiformer.models import Predictor
 
 
-@doc_params(layer=doc_layer, mod=doc_mod, copy=doc_copy)
+@doc_params(data=doc_data, layer=doc_layer, copy=doc_copy, mod=doc_mod_methyl)
+@renamed_options(adata="data")
 def predict(
     data: AnnData | MuData,
     predictor: Predictor,
@@ -32,12 +33,11 @@ def predict(
 
     Parameters
     ----------
-    data
-        Samples x CpGs of beta values, or a MuData holding them.
+    {data}
     predictor
         A model returned by :func:`epiformer.tl.finetune` or :func:`epiformer.tl.fit_baseline`.
     {layer}
-    {mod} Default ``"methyl"``.
+    {mod}
     key_added
         `obs` column written; default ``f"{{predictor.target}}_pred"``.
     {copy}
