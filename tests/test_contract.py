@@ -229,3 +229,11 @@ def test_moved_names_still_import_for_one_release():
         assert ef.tl.MethylGPTPredictor is ef.models.MethylGPTPredictor
     with pytest.warns(FutureWarning, match="moved to `ef.models.Predictor`"):
         assert ef.tl.Predictor is ef.models.Predictor
+
+
+def test_warnings_point_at_the_callers_line():
+    adata = _cohort()
+    adata.obs.loc["s0", "age"] = np.nan
+    with pytest.warns(UserWarning, match="1 of 12 samples have no 'age' value") as record:
+        ef.tl.fit_baseline(adata, target="age")
+    assert record[0].filename == __file__

@@ -6,7 +6,10 @@ Nothing is printed unless the user configures logging, e.g. ``logging.basicConfi
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,3 +28,12 @@ def timed(what: str) -> Iterator[list[str]]:
         logger.info("%s: finished in %.2f s; wrote %s", what, took, ", ".join(written))
     else:
         logger.info("%s: finished in %.2f s", what, took)
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """:func:`warnings.warn` attributed to the first caller outside epiformer, however deep the call came from."""
+    package = os.path.dirname(__file__)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)

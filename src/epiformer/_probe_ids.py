@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from epiformer._logging import warn
 from epiformer._validation import check_unique
 
 #: EPICv2 appends a design suffix to the classic ID: ``cg00000029_TC21`` is ``cg00000029``.
@@ -67,12 +67,11 @@ def vocab_coverage(n_vocab: int, n_found: int, n_data: int) -> dict[str, int | f
     }
 
 
-def warn_low_coverage(coverage: dict, *, who: str, fallback: str, stacklevel: int = 3) -> None:
+def warn_low_coverage(coverage: dict, *, who: str, fallback: str) -> None:
     """Warn when a model finds under half of its CpGs in the data; `fallback` says what the missing ones become."""
     if coverage["fraction_found"] < 0.5:
-        warnings.warn(
+        warn(
             f"Only {coverage['fraction_found']:.0%} of {who}'s {coverage['n_vocab']:,} CpGs are in the data; the "
             f"others are {fallback}.",
             UserWarning,
-            stacklevel=stacklevel + 1,
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+
+from epiformer._logging import warn
 
 Task = Literal["regression", "classification"]
 
@@ -53,10 +54,9 @@ def resolve_target(adata: AnnData, target: str, *, task: Task | Literal["auto"] 
         msg = f"`obs[{target!r}]` has no values."
         raise ValueError(msg)
     if not present.all():
-        warnings.warn(
+        warn(
             f"{int((~present).sum())} of {adata.n_obs} samples have no {target!r} value and are left out.",
             UserWarning,
-            stacklevel=3,
         )
     rows = np.flatnonzero(present)
     if task == "regression":

@@ -12,6 +12,8 @@ import numpy as np
 from anndata import AnnData
 from scipy import sparse
 
+from epiformer._logging import warn
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
@@ -149,10 +151,9 @@ def renamed_options(**renames: str) -> Callable[[F], F]:
                     if new in kwargs:
                         msg = f"`{old}=` is the old name of `{new}=`; pass only `{new}=`."
                         raise TypeError(msg)
-                    warnings.warn(
+                    warn(
                         f"`{old}=` is renamed `{new}=`; the old name will be removed in the next release.",
                         FutureWarning,
-                        stacklevel=2,
                     )
                     kwargs[new] = kwargs.pop(old)
             return func(*args, **kwargs)

@@ -10,6 +10,8 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
+from epiformer._logging import warn
+
 
 def _first(items: Sequence, n: int = 5) -> str:
     shown = ", ".join(repr(x) for x in list(items)[:n])
@@ -65,11 +67,10 @@ def warn_all_missing_rows(X: np.ndarray, names: Sequence[str], *, what: str = "s
     empty = np.isnan(X).all(axis=1) if X.shape[1] else np.ones(X.shape[0], dtype=bool)
     bad = [str(n) for n, e in zip(names, empty, strict=True) if e]
     if bad:
-        warnings.warn(
+        warn(
             f"{len(bad)} {what} have no observed value (all NaN): {_first(bad)}. They are kept; "
             "remove them with `adata = adata[~adata.obs_names.isin([...])]` if they should not be analysed.",
             UserWarning,
-            stacklevel=3,
         )
     return bad
 

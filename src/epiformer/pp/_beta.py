@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from anndata import AnnData
 from mudata import MuData
@@ -11,6 +9,7 @@ from mudata import MuData
 from epiformer._beta import DEFAULT_OFFSET, beta_to_mvalue, mvalue_to_beta
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
+from epiformer._logging import warn
 from epiformer._utils import get_matrix, select_modality
 from epiformer._validation import check_betas
 
@@ -110,10 +109,9 @@ def to_beta(
     if X.size and np.isfinite(X).any():
         finite = X[np.isfinite(X)]
         if finite.min() >= 0 and finite.max() <= 1:
-            warnings.warn(
+            warn(
                 "Every value is already in [0, 1]; if these are beta values, `to_beta` should not be applied.",
                 UserWarning,
-                stacklevel=2,
             )
     dtype = np.float64 if X.dtype == np.float64 else np.float32
     return _apply(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import numpy as np
@@ -10,6 +9,7 @@ from scipy import sparse
 
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params, doc_random_state
+from epiformer._logging import warn
 from epiformer._utils import as_generator, get_matrix, record_params, select_modality
 from epiformer._validation import check_nonnegative
 
@@ -226,10 +226,9 @@ def dilute(
     check_nonnegative(X, what=f"`layers[{layer!r}]`" if layer else "`.X`")
     totals = np.asarray(X.sum(axis=1)).ravel()
     if (totals <= 0).any():
-        warnings.warn(
+        warn(
             f"{int((totals <= 0).sum())} samples have no positive value and stay empty after dilution.",
             UserWarning,
-            stacklevel=2,
         )
     rng = as_generator(random_state)
     diluted = _dilute_multinomial(X, retention, rng) if method == "multinomial" else _dilute_legacy(X, retention, rng)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import numpy as np
@@ -13,6 +12,7 @@ from scipy import sparse
 from epiformer._annotations import LEGACY_MAX, legacy_code
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_mod, doc_params
+from epiformer._logging import warn
 from epiformer._sequence import normalize_chrom
 from epiformer._utils import record_params, select_modality
 from epiformer._validation import _first, check_cpg_positions
@@ -118,10 +118,9 @@ def cpg_gene_distances(
     located = table[Key.var.chrom].notna() & table[Key.var.start].notna() & table[Key.var.end].notna()
     if not located.all():
         unplaced = table.index[~located.to_numpy()]
-        warnings.warn(
+        warn(
             f"{len(unplaced)} of {len(table)} genes have no coordinates and get no distances: {_first(list(unplaced))}.",
             UserWarning,
-            stacklevel=2,
         )
     strand = table[Key.var.strand].astype(str).to_numpy()
     minus = strand == "-"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_mod, doc_params
+from epiformer._logging import warn
 from epiformer._utils import record_params, select_modality
 from epiformer._validation import check_cpg_positions
 from epiformer.io import Genome, GenomeSegment
@@ -75,11 +75,10 @@ def cpg_sequences(
     )
     frac_cg = float(np.mean((codes[:, flank] == 1) & (codes[:, flank + 1] == 2))) if len(codes) else 1.0
     if frac_cg < 0.9:
-        warnings.warn(
+        warn(
             f"Only {frac_cg:.0%} of the windows have a CG at their centre: check the genome build and that "
             "`var['pos']` is the 1-based position of the C.",
             UserWarning,
-            stacklevel=2,
         )
     data = data.copy() if copy else data
     adata = select_modality(data, mod, default=Key.mod.methyl)

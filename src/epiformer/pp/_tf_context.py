@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,6 +13,7 @@ from scipy.stats import rankdata
 
 from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_mod, doc_params
+from epiformer._logging import warn
 from epiformer._utils import get_matrix, record_params, select_modality
 from epiformer._validation import _first, check_nonnegative
 from epiformer.pp._motifs import tf_list
@@ -205,11 +205,10 @@ def tf_context(
     contexts = [str(c) for c in labels.categories]
     absent = [t for t, ok in zip(names, in_data, strict=True) if not ok]
     if absent:
-        warnings.warn(
+        warn(
             f"{len(absent)} of {len(names)} TFs are absent from the data: {_first(absent)}. They count as "
             "unexpressed (lowest reference value) and are flagged in `var['in_data']`.",
             UserWarning,
-            stacklevel=2,
         )
     n_observed = observed.sum(axis=1)
     sparse_contexts = [
@@ -219,21 +218,19 @@ def tf_context(
     ]
     if sparse_contexts:
         listed = ", ".join(f"{c!r} ({m} of {len(names)} missing)" for c, m in sparse_contexts[:5])
-        warnings.warn(
+        warn(
             f"{len(sparse_contexts)} contexts have most TFs missing (absent or zero): {listed}"
             f"{', ...' if len(sparse_contexts) > 5 else ''}. EpiGePT's predictions degrade as TF values go "
             "missing; pool more cells per context or measure more genes.",
             UserWarning,
-            stacklevel=2,
         )
     small = [(c, int(n)) for c, n in zip(contexts, n_cells, strict=True) if n < min_cells]
     if groupby is not None and small:
-        warnings.warn(
+        warn(
             f"{len(small)} contexts pool fewer than {min_cells} observations: "
             + ", ".join(f"{c!r} ({n})" for c, n in small[:5])
             + ". Their pseudo-bulk expression is noisy.",
             UserWarning,
-            stacklevel=2,
         )
 
     out = AnnData(

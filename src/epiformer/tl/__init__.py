@@ -42,14 +42,12 @@ _MOVED = {"Predictor": "Predictor", "MethylGPTPredictor": "MethylGPTPredictor"}
 
 def __getattr__(name: str):
     if name in _MOVED:
-        import warnings
-
         from epiformer import models
+        from epiformer._logging import warn
 
-        warnings.warn(
+        warn(
             f"`ef.tl.{name}` moved to `ef.models.{_MOVED[name]}`; the old name will be removed in the next release.",
             FutureWarning,
-            stacklevel=2,
         )
         return getattr(models, _MOVED[name])
     msg = f"module {__name__!r} has no attribute {name!r}"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 from epiformer._constants import Key
-from epiformer._logging import timed
+from epiformer._logging import timed, warn
 from epiformer._utils import record_params
 
 if TYPE_CHECKING:
@@ -105,16 +104,15 @@ def fit_expression_predictor(
     from epiformer.models.expression_predictor import ExpressionPredictor, network_options
 
     if "early_stopping" in kwargs:
-        warnings.warn(
+        warn(
             "`early_stopping=` is deprecated; pass `early_stopping_patience=None` to train without early stopping.",
             FutureWarning,
-            stacklevel=2,
         )
         if not kwargs.pop("early_stopping"):
             early_stopping_patience = None
     for old, new in _RENAMED.items():
         if old in kwargs:
-            warnings.warn(f"`{old}=` was renamed `{new}=`; the old name will be removed.", FutureWarning, stacklevel=2)
+            warn(f"`{old}=` was renamed `{new}=`; the old name will be removed.", FutureWarning)
             progress = kwargs.pop(old)
     network = {k: kwargs.pop(k) for k in list(kwargs) if k in network_options()}
     with timed("ef.tl.fit_expression_predictor") as written:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +11,7 @@ import pandas as pd
 from anndata import AnnData
 
 from epiformer._constants import Key
-from epiformer._logging import timed
+from epiformer._logging import timed, warn
 from epiformer._utils import record_params
 from epiformer.io import Genome
 
@@ -28,11 +27,10 @@ def _accept_old_order(func: Callable[..., AnnData]) -> Callable[..., AnnData]:
         from epiformer.models import EpiGePT
 
         if args and isinstance(args[0], EpiGePT):
-            warnings.warn(
+            warn(
                 "`ef.tl.variant_effect(model, variants, contexts=...)` is deprecated; call "
                 "`ef.tl.variant_effect(contexts, model, variants=..., fasta=...)` (data first, model second).",
                 FutureWarning,
-                stacklevel=2,
             )
             model, rest = args[0], list(args[1:])
             if rest:

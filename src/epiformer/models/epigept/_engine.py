@@ -7,7 +7,6 @@ Everything here works on arrays and :class:`~anndata.AnnData` inputs and returns
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 from anndata import AnnData
 
 from epiformer._constants import Key
+from epiformer._logging import warn
 from epiformer._sequence import bin_frame, bin_range, encode, normalize_chrom, one_hot
 from epiformer._utils import progress_bar, to_dense_float
 from epiformer._validation import _first
@@ -143,10 +143,9 @@ def motif_source(
         msg = "None of the model's TFs has a motif in `motifs`; check the TF names."
         raise ValueError(msg)
     if absent:
-        warnings.warn(
+        warn(
             f"{len(absent)} of {len(tfs)} TFs have no motif ({_first(absent)}); their motif scores are 0.",
             UserWarning,
-            stacklevel=3,
         )
     return scanner
 
@@ -269,10 +268,9 @@ def predict_tiles(
                     bar.update()
             column += n
     if isinstance(source, PrecomputedMotifs) and source.n_missing:
-        warnings.warn(
+        warn(
             f"`motif_scores` had no row for {source.n_missing} bins of the prediction windows; they scored 0.",
             UserWarning,
-            stacklevel=3,
         )
     return values, window_ids
 

@@ -6,7 +6,6 @@ and a small head predicts the signals of each bin.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from epiformer._logging import warn
 from epiformer.models.epigept._checkpoint import load_pretrained, save_lightning, save_safetensors
 from epiformer.models.epigept._config import EpiGePTConfig
 
@@ -115,10 +115,9 @@ class EpiGePT(nn.Module):
     @property
     def checkpoint_info(self) -> dict[str, Any]:
         """Deprecated alias of :attr:`checkpoint` (read-only)."""
-        warnings.warn(
+        warn(
             "`EpiGePT.checkpoint_info` is renamed `EpiGePT.checkpoint`; the old name will be removed in the next release.",
             FutureWarning,
-            stacklevel=2,
         )
         return self.checkpoint
 

@@ -17,6 +17,7 @@ from scipy import sparse, stats
 
 from epiformer._annotations import check_sequences, pair_split
 from epiformer._constants import Key
+from epiformer._logging import warn
 from epiformer._sequence import normalize_chrom
 from epiformer._utils import get_matrix, to_dense_float
 from epiformer._validation import _first
@@ -43,9 +44,7 @@ def in_model_order(X, var_names: Sequence[str], genes: Sequence[str]) -> tuple[n
     return expr, present
 
 
-def aligned_expression(
-    adata: AnnData, model: ExpressionPredictor, layer: str | None, *, stacklevel: int = 3
-) -> tuple[np.ndarray, np.ndarray]:
+def aligned_expression(adata: AnnData, model: ExpressionPredictor, layer: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Expression in the model's gene order and which model genes the data has (absent genes are warned about)."""
     expr, present = in_model_order(get_matrix(adata, layer), adata.var_names, model.genes)
     if not present.any():
@@ -53,11 +52,10 @@ def aligned_expression(
         raise ValueError(msg)
     if not present.all():
         missing = [g for g, ok in zip(model.genes, present, strict=True) if not ok]
-        warnings.warn(
+        warn(
             f"{len(missing)} of {len(model.genes)} model genes are absent from the data and are set to 0 after "
             f"scaling (no contribution): {_first(missing)}.",
             UserWarning,
-            stacklevel=stacklevel,
         )
     if np.isnan(expr).any():
         msg = "The expression matrix has NaN values; impute or drop them first."
@@ -83,7 +81,7 @@ def predict_expression_only(
 ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Predicted betas of the cells or spots of `adata` (a DataFrame cells x CpGs), the CpGs' coordinates, genes missing."""
     positions = cpg_positions(model, cpgs)
-    expr, present = aligned_expression(adata, model, layer, stacklevel=4)
+    expr, present = aligned_expression(adata, model, layer)
     betas = model.predict(expr, present=present, cpgs=positions, **predict)
     names = pd.Index([model.cpgs[i] for i in positions])
     coords = pd.DataFrame(
@@ -116,7 +114,7 @@ def predict_paired(
     if not len(known):
         msg = "None of the CpGs is known to the model."
         raise ValueError(msg)
-    expr, present = aligned_expression(rna, model, layer, stacklevel=4)
+    expr, present = aligned_expression(rna, model, layer)
     rows = pd.Index(rna.obs_names).get_indexer(methyl.obs_names)
     betas = model.predict(expr[np.maximum(rows, 0)], present=present, cpgs=cpg_positions(model, known), **predict)
     full = np.full(methyl.shape, np.nan, dtype=np.float32)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import warnings
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +15,7 @@ from torch import nn
 
 from epiformer._annotations import check_distances, check_sequences, pair_split
 from epiformer._constants import Key
+from epiformer._logging import warn
 from epiformer._utils import get_matrix, select_modality, to_dense_float
 from epiformer.models._base import history_frame, load_folder, on_device, save_folder
 from epiformer.models.expression_predictor._data import BlockBatches, CpGTable, ExpressionScaler, PairBatches
@@ -313,7 +313,7 @@ class ExpressionPredictor:
                 self.table, scaled, betas, val_c, val_s, cpg_batch=cpg_batch, sample_batch=sample_batch, shuffle=False
             )
         elif early_stopping_patience is not None:
-            warnings.warn("No validation samples or CpGs: early stopping is off.", UserWarning, stacklevel=2)
+            warn("No validation samples or CpGs: early stopping is off.", UserWarning)
         lr = lr or DEFAULT_LR[self.architecture]
         history = fit(
             PredictorTraining(self.network, lr=lr, weight_decay=weight_decay),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import warnings
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from epiformer._logging import warn
 from epiformer._validation import _first
 from epiformer.models._base import CONFIG, WEIGHTS, check_weights, history_frame, read_config, save_folder, sha256
 from epiformer.models.methylgpt._config import DEFAULT_N_HEADS, MASK_VALUE, MISSING_VALUE
@@ -205,10 +205,9 @@ def load_pretrained(
     shapes = _shape_config(state, vocab)
     for name, key in (("d_model", "layer_size"), ("n_layers", "nlayers")):
         if key in args and int(args[key]) != shapes[name]:
-            warnings.warn(
+            warn(
                 f"{ARGS} says {key}={args[key]} but the weights have {name}={shapes[name]}; using the weights' shapes.",
                 UserWarning,
-                stacklevel=3,
             )
     model = cls(
         vocab,

@@ -6,7 +6,6 @@ arguments, call one function here, and write what it returns.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from anndata import AnnData
 
+from epiformer._logging import warn
 from epiformer._probe_ids import vocab_coverage
 from epiformer._utils import get_matrix, progress_bar, read_columns, to_dense_float
 from epiformer._validation import check_betas, warn_all_missing_rows
@@ -96,11 +96,10 @@ def prepare_inputs(adata: AnnData, model: MethylGPT, *, layer: str | None, var_k
         msg = f"None of the model's {n_vocab:,} CpGs is in the data (CpG IDs such as {names}). {hint}"
         raise ValueError(msg)
     if n_found < 0.5 * n_vocab:
-        warnings.warn(
+        warn(
             f"Only {n_found:,} of the model's {n_vocab:,} CpGs ({n_found / n_vocab:.1%}) are in the data; the others "
             f"are treated as missing. {hint}",
             UserWarning,
-            stacklevel=4,
         )
     n_observed = np.empty(adata.n_obs, dtype=np.int64)
     inputs = ModelInputs(X, in_data, in_vocab, coverage, n_observed)
