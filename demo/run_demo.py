@@ -65,7 +65,7 @@ def epigept(out: Path) -> None:
     genome = ef.io.Genome(segment.fasta, region=segment.record)
     ref = "ACGT"[genome.fetch("22", 20_700_123, 20_700_123)[0]]
     variants = pd.DataFrame({"chrom": ["22"], "pos": [20_700_123], "ref": [ref], "alt": ["G" if ref != "G" else "A"]})
-    effect = ef.tl.variant_effect(model, variants, contexts=contexts, fasta=segment, progress=False)
+    effect = ef.tl.variant_effect(contexts, model, variants=variants, fasta=segment, progress=False)
     effect.to_df().T.to_csv(out / "epigept_variant_effect.csv")
     print(
         f"  {contexts.n_obs} contexts x {pred.n_vars} bins x {len(pred.layers)} signals (random weights, small network)"

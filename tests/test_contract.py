@@ -44,7 +44,9 @@ LONG = {
     "fit_epigept",
     "fit_expression_predictor",
     "impute",
+    "predict",
     "predict_epigenome",
+    "predict_methylation",
     "pretrain",
     "variant_effect",
 }
@@ -104,27 +106,38 @@ def _same(a: Any, b: Any) -> bool:
 
 @dataclass
 class Writer:
-    """A tool that writes into its input, with what it needs and where its output lands."""
+    """A tool that writes into its input: how to call it, what data it takes, and where its output lands."""
 
     call: Callable[..., Any]
+    make: Callable[[], AnnData | md.MuData]
     args: tuple = ()
     options: dict = field(default_factory=dict)
     slot: str = "obsm"
-    """Mapping (`obsm`, `layers`, `varm`, `obs`) that receives `key_added`."""
+    """Mapping (`obsm`, `layers`, `varm`, `obs`, `uns`) that receives `key_added`."""
+    receiver: str | None = None
+    """The MuData modality written into (`None`: the object itself)."""
     key: str = "out"
 
 
 PROBES = [f"cg{i:08d}" for i in range(30)]
+SAMPLES = [f"s{i}" for i in range(12)]
 
 
 def _cohort() -> AnnData:
     X = np.random.default_rng(0).uniform(0, 1, (12, 30)).astype(np.float32)
     X[0, 3] = X[4, 7] = X[9, 1] = np.nan
-    adata = AnnData(X=X, obs=pd.DataFrame(index=[f"s{i}" for i in range(12)]), var=pd.DataFrame(index=PROBES))
+    adata = AnnData(X=X, obs=pd.DataFrame(index=SAMPLES), var=pd.DataFrame(index=PROBES))
     adata.obs["age"] = np.linspace(20, 80, 12)
     adata.obs["tissue"] = pd.Categorical(["blood", "brain"] * 6)
-    adata.layers["betas"] = adata.X.copy()
+    adata.layers["input"] = adata.X.copy()
     return adata
+
+
+def _cohort_mudata() -> md.MuData:
+    rna = AnnData(np.ones((12, 2), dtype=np.float32), obs=pd.DataFrame(index=SAMPLES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return md.MuData({"methyl": _cohort(), "rna": rna})
 
 
 def _methylgpt() -> MethylGPT:
@@ -138,67 +151,109 @@ def _baseline():
         return ef.tl.fit_baseline(_cohort(), target="age")
 
 
+def _multiome() -> md.MuData:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        mdata = ef.datasets.synthetic_multiome(24, 12, 60, random_state=0)
+        ef.pp.cpg_sequences(mdata, mdata.uns["synthetic"]["fasta"], flank=50)
+        ef.pp.cpg_gene_distances(mdata)
+        ef.pp.split_pairs(mdata, random_state=0)
+    mdata.mod["rna"].layers["input"] = mdata.mod["rna"].X.copy()
+    return mdata
+
+
+MULTIOME = _multiome()
+
+
+def _multiome_copy() -> md.MuData:
+    return MULTIOME.copy()
+
+
+def _spots() -> AnnData:
+    return MULTIOME.mod["rna"].copy()
+
+
+def _expression_predictor():
+    torch.manual_seed(0)
+    return ef.tl.fit_expression_predictor(MULTIOME.copy(), max_epochs=1, progress=False, accelerator="cpu")
+
+
 MODEL = _methylgpt()
+PREDICTOR = _expression_predictor()
 QUIET = {"progress": False, "device": "cpu"}
+DILUTION = {**QUIET, "retention": (50,), "n_iter": 1, "method": "legacy", "split": None}
 WRITERS = {
-    "embed": Writer(ef.tl.embed, (MODEL,), QUIET, "obsm"),
-    "impute": Writer(ef.tl.impute, (MODEL,), QUIET, "layers"),
-    "attention": Writer(ef.tl.attention, (MODEL,), QUIET, "varm"),
-    "predict": Writer(ef.tl.predict, (_baseline(),), {}, "obs"),
+    "embed": [
+        Writer(ef.tl.embed, _cohort, (MODEL,), QUIET, "obsm"),
+        Writer(ef.tl.embed, _cohort_mudata, (MODEL,), {**QUIET, "mod": "methyl"}, "obsm", "methyl"),
+    ],
+    "impute": [
+        Writer(ef.tl.impute, _cohort, (MODEL,), QUIET, "layers"),
+        Writer(ef.tl.impute, _cohort_mudata, (MODEL,), {**QUIET, "mod": "methyl"}, "layers", "methyl"),
+    ],
+    "attention": [
+        Writer(ef.tl.attention, _cohort, (MODEL,), QUIET, "varm"),
+        Writer(ef.tl.attention, _cohort_mudata, (MODEL,), {**QUIET, "mod": "methyl"}, "varm", "methyl"),
+    ],
+    "predict": [
+        Writer(ef.tl.predict, _cohort, (_baseline(),), {"progress": False}, "obs"),
+        Writer(ef.tl.predict, _cohort_mudata, (_baseline(),), {"progress": False, "mod": "methyl"}, "obs", "methyl"),
+    ],
+    "predict_methylation": [
+        Writer(ef.tl.predict_methylation, _spots, (PREDICTOR,), QUIET, "obsm"),
+        Writer(ef.tl.predict_methylation, _multiome_copy, (PREDICTOR,), {**QUIET, "mod": "rna"}, "layers", "methyl"),
+    ],
+    "dilution_curve": [Writer(ef.tl.dilution_curve, _multiome_copy, (PREDICTOR,), DILUTION, "uns")],
 }
+CASES = [(name, i) for name, writers in WRITERS.items() for i in range(len(writers))]
 
 
 def test_every_writing_tool_is_checked():
     writers = {name for name, func in TOOLS.items() if "copy" in inspect.signature(func).parameters}
-    expression = {"predict_methylation", "dilution_curve"}  # need a trained expression predictor: checked below
-    assert writers - expression == set(WRITERS)
+    assert writers == set(WRITERS)
 
 
-def check_writer(writer: Writer, make: Callable[[], AnnData | md.MuData], *, mod: str | None = None) -> None:
+def _receiver(data: AnnData | md.MuData, writer: Writer) -> AnnData | md.MuData:
+    return data.mod[writer.receiver] if writer.receiver is not None else data
+
+
+def check_writer(writer: Writer) -> None:
     """The contract of a tool that writes: `copy`, `key_added`, `layer`, `mod`, and no change on failure."""
-    options = {**writer.options, "key_added": writer.key, "layer": "betas"}
-    if mod is not None:
-        options["mod"] = mod
-
-    def target(data):
-        return data.mod[mod] if isinstance(data, md.MuData) else data
-
-    data = make()
+    options = {**writer.options, "key_added": writer.key, "layer": "input"}
+    data = writer.make()
     before = _snapshot(data)
     out = writer.call(data, *writer.args, copy=True, **options)
     assert out is not None and out is not data and type(out) is type(data)
-    assert writer.key in getattr(target(out), writer.slot)
+    assert writer.key in getattr(_receiver(out, writer), writer.slot)
     assert _same(_snapshot(data), before), "copy=True changed the input"
 
     assert writer.call(data, *writer.args, **options) is None
-    assert writer.key in getattr(target(data), writer.slot)
-    assert np.array_equal(
-        np.asarray(getattr(target(data), writer.slot)[writer.key]),
-        np.asarray(getattr(target(out), writer.slot)[writer.key]),
-        equal_nan=True,
-    ), "in place and copy=True wrote different results"
+    written = getattr(_receiver(data, writer), writer.slot)[writer.key]
+    assert _same(_comparable(written), _comparable(getattr(_receiver(out, writer), writer.slot)[writer.key])), (
+        "in place and copy=True wrote different results"
+    )
 
-    fresh = make()
+    fresh = writer.make()
     before = _snapshot(fresh)
     with pytest.raises(KeyError, match="no_such_layer"):
         writer.call(fresh, *writer.args, **{**options, "layer": "no_such_layer"})
     assert _same(_snapshot(fresh), before), "a failed call changed the input"
 
 
-@pytest.mark.parametrize("name", sorted(WRITERS))
-def test_writer_on_anndata(name):
-    check_writer(WRITERS[name], _cohort)
+def _comparable(value: Any) -> Any:
+    """A written value in a form `_same` compares: arrays for matrices and frames, the tables of a `uns` entry."""
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items() if k != "params"}
+    if isinstance(value, pd.DataFrame | pd.Series):
+        return value.to_numpy()
+    if hasattr(value, "shape"):
+        return np.asarray(value)
+    return value
 
 
-@pytest.mark.parametrize("name", sorted(WRITERS))
-def test_writer_on_mudata(name):
-    def make() -> md.MuData:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            rna = AnnData(np.ones((12, 2), dtype=np.float32), obs=pd.DataFrame(index=[f"s{i}" for i in range(12)]))
-            return md.MuData({"methyl": _cohort(), "rna": rna})
-
-    check_writer(WRITERS[name], make, mod="methyl")
+@pytest.mark.parametrize(("name", "i"), CASES, ids=[f"{n}-{i}" for n, i in CASES])
+def test_writer(name, i):
+    check_writer(WRITERS[name][i])
 
 
 def test_tools_log_what_ran_and_what_they_wrote(caplog):
@@ -237,3 +292,66 @@ def test_warnings_point_at_the_callers_line():
     with pytest.warns(UserWarning, match="1 of 12 samples have no 'age' value") as record:
         ef.tl.fit_baseline(adata, target="age")
     assert record[0].filename == __file__
+
+
+# ------------------------------------------------------------------------------- tools that return something
+
+
+def _epigept_inputs():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from epigept_published import small_config
+
+    tfs = tuple(f"T{i}" for i in range(7))
+    torch.manual_seed(0)
+    model = ef.models.EpiGePT(small_config(tf_names=tfs)).eval()
+    contexts = AnnData(np.ones((2, 7), dtype=np.float32), var=pd.DataFrame(index=list(tfs)))
+    return model, contexts
+
+
+EPIGEPT, CONTEXTS = _epigept_inputs()
+SEGMENT = ef.datasets.hg19_chr22_segment()
+#: name -> (make the data, call that must fail on it, the error).
+FAILING = {
+    "pretrain": (_cohort, lambda d: ef.tl.pretrain(d, layer="no_such_layer", progress=False), KeyError),
+    "finetune": (_cohort, lambda d: ef.tl.finetune(d, MODEL, target="age", layer="no_such_layer"), KeyError),
+    "fit_baseline": (_cohort, lambda d: ef.tl.fit_baseline(d, target="age", layer="no_such_layer"), KeyError),
+    "evaluate": (_cohort, lambda d: ef.tl.evaluate(d, truth="age", pred="no_such_column", split=None), ValueError),
+    "fit_expression_predictor": (
+        _multiome_copy,
+        lambda d: ef.tl.fit_expression_predictor(d, rna_layer="no_such_layer", progress=False),
+        KeyError,
+    ),
+    "evaluate_methylation": (_multiome_copy, lambda d: ef.tl.evaluate_methylation(d, layer="no_such_layer"), KeyError),
+    "predict_epigenome": (
+        lambda: CONTEXTS.copy(),
+        lambda d: ef.tl.predict_epigenome(d, EPIGEPT, regions="22:20300001-20300000", fasta=SEGMENT, progress=False),
+        ValueError,
+    ),
+    "variant_effect": (
+        lambda: CONTEXTS.copy(),
+        lambda d: ef.tl.variant_effect(d, EPIGEPT, variants=pd.DataFrame({"chrom": ["22"]}), fasta=SEGMENT),
+        ValueError,
+    ),
+    "fit_epigept": (
+        lambda: CONTEXTS.copy(),
+        lambda d: ef.tl.fit_epigept(AnnData(np.zeros((2, 1))), EPIGEPT, contexts=d, fasta=SEGMENT, progress=False),
+        ValueError,
+    ),
+}
+
+
+def test_every_returning_tool_is_checked():
+    assert set(FAILING) == set(TOOLS) - set(WRITERS)
+
+
+@pytest.mark.parametrize("name", sorted(FAILING))
+def test_failed_call_leaves_the_input_untouched(name):
+    make, call, error = FAILING[name]
+    data = make()
+    before = _snapshot(data)
+    with pytest.raises(error):
+        call(data)
+    assert _same(_snapshot(data), before)

@@ -139,3 +139,27 @@ def test_bad_targets(cohort):
     with pytest.raises(ValueError, match="None of the model's"):
         ef.tl.finetune(adata, _model(["cg99999999"]), target="age", progress=False)
     assert "age_pred" not in adata.obs
+
+
+def test_predictor_saved_by_the_earlier_release_still_loads(cohort, tmp_path):
+    import json
+
+    from safetensors.torch import save_file
+
+    adata = cohort.copy()
+    predictor = ef.tl.finetune(adata, _model(list(adata.var_names)), target="age", max_epochs=1, progress=False)
+    old = tmp_path / "old"
+    predictor.net.backbone.save_pretrained(old / "backbone")
+    save_file({k: v.contiguous() for k, v in predictor.net.head.state_dict().items()}, old / "head.safetensors")
+    config = {"target": "age", "task": "regression", "classes": None, "features": predictor.features}
+    config |= {
+        "scale": list(predictor.scale),
+        "head": "mlp",
+        "missing": "mask",
+        "history": {},
+        "epiformer_version": "0.1.0",
+    }
+    (old / "predictor.json").write_text(json.dumps(config))
+    with pytest.warns(FutureWarning, match="earlier predictor layout"):
+        loaded = ef.models.MethylGPTPredictor.load(old)
+    np.testing.assert_allclose(loaded.predict_values(adata), predictor.predict_values(adata), atol=1e-6)

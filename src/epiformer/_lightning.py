@@ -125,7 +125,7 @@ def fit(
     One row per epoch: ``epoch``, ``train_loss`` and, with validation, ``val_loss``.
     """
     import torch
-    from lightning.pytorch.callbacks import EarlyStopping
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     if precision is None:
         cuda = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
@@ -139,7 +139,7 @@ def fit(
         run_callbacks.append(BestWeights())
     if max_time is not None and not isinstance(max_time, timedelta):
         max_time = timedelta(seconds=float(max_time))
-    options.setdefault("enable_checkpointing", any(type(c).__name__ == "ModelCheckpoint" for c in callbacks))
+    options.setdefault("enable_checkpointing", any(isinstance(c, ModelCheckpoint) for c in callbacks))
     with quiet_lightning():
         if random_state is not None:
             L.seed_everything(random_state, verbose=False)

@@ -67,11 +67,11 @@ def vocab_coverage(n_vocab: int, n_found: int, n_data: int) -> dict[str, int | f
     }
 
 
-def warn_low_coverage(coverage: dict, *, who: str, fallback: str) -> None:
+def warn_low_coverage(coverage: dict, *, who: str, fallback: str, hint: str = "") -> None:
     """Warn when a model finds under half of its CpGs in the data; `fallback` says what the missing ones become."""
     if coverage["fraction_found"] < 0.5:
         warn(
-            f"Only {coverage['fraction_found']:.0%} of {who}'s {coverage['n_vocab']:,} CpGs are in the data; the "
-            f"others are {fallback}.",
+            f"Only {coverage['n_found']:,} of {who}'s {coverage['n_vocab']:,} CpGs ({coverage['fraction_found']:.1%}) "
+            f"are in the data; the others are {fallback}. {hint}".rstrip(),
             UserWarning,
         )

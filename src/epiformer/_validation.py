@@ -13,7 +13,7 @@ from scipy import sparse
 from epiformer._logging import warn
 
 
-def _first(items: Sequence, n: int = 5) -> str:
+def first_items(items: Sequence, n: int = 5) -> str:
     shown = ", ".join(repr(x) for x in list(items)[:n])
     return shown + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
@@ -47,7 +47,7 @@ def check_unique(names: Sequence[str] | pd.Index, *, what: str) -> None:
     index = pd.Index(names)
     if index.has_duplicates:
         dups = index[index.duplicated()].unique()
-        msg = f"Duplicated {what}: {_first(list(dups))}. Every {what.rstrip('s')} must be unique."
+        msg = f"Duplicated {what}: {first_items(list(dups))}. Every {what.rstrip('s')} must be unique."
         raise ValueError(msg)
 
 
@@ -68,7 +68,7 @@ def warn_all_missing_rows(X: np.ndarray, names: Sequence[str], *, what: str = "s
     bad = [str(n) for n, e in zip(names, empty, strict=True) if e]
     if bad:
         warn(
-            f"{len(bad)} {what} have no observed value (all NaN): {_first(bad)}. They are kept; "
+            f"{len(bad)} {what} have no observed value (all NaN): {first_items(bad)}. They are kept; "
             "remove them with `adata = adata[~adata.obs_names.isin([...])]` if they should not be analysed.",
             UserWarning,
         )

@@ -13,7 +13,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from epiformer._constants import Key
-from epiformer._validation import _first, check_unique, warn_all_missing_rows
+from epiformer._validation import check_unique, first_items, warn_all_missing_rows
 
 from ._common import check_path
 
@@ -73,7 +73,7 @@ def _read_calls(path: Path, modification: str) -> pd.DataFrame:
         raise ValueError(msg)
     keys = frame["chrom"] + ":" + frame["pos"].astype(str)
     if keys.duplicated().any():
-        msg = f"{path}: sites listed more than once: {_first(list(keys[keys.duplicated()]))}."
+        msg = f"{path}: sites listed more than once: {first_items(list(keys[keys.duplicated()]))}."
         raise ValueError(msg)
     return frame
 

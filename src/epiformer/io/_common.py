@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from epiformer._beta import DEFAULT_OFFSET, mvalue_to_beta
 from epiformer._constants import Key
-from epiformer._validation import _first, check_betas, check_unique, warn_all_missing_rows
+from epiformer._validation import check_betas, check_unique, first_items, warn_all_missing_rows
 
 Values = Literal["beta", "mvalue"]
 
@@ -34,7 +34,7 @@ def numeric_frame(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
         bad.extend(f"{row!r}/{col!r} = {val!r}" for row, val in offenders.head(5).items())
         out[col] = parsed
     if bad:
-        msg = f"{source}: non-numeric cells (row/column = value): {_first(bad)}. Fix or blank them (blank = missing)."
+        msg = f"{source}: non-numeric cells (row/column = value): {first_items(bad)}. Fix or blank them (blank = missing)."
         raise ValueError(msg)
     return pd.DataFrame(out, index=frame.index)
 

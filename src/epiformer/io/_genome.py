@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from epiformer._sequence import N_CODE, REGION, encode, normalize_chrom
-from epiformer._validation import _first
+from epiformer._validation import first_items
 
 
 class GenomeSegment(NamedTuple):
@@ -93,7 +93,7 @@ class Genome:
     def _record(self, chrom: str) -> tuple[str, int]:
         key = normalize_chrom(chrom)
         if key not in self._records:
-            msg = f"Chromosome {chrom!r} is not in {self.path.name} (available: {_first(self.chromosomes, 8)})."
+            msg = f"Chromosome {chrom!r} is not in {self.path.name} (available: {first_items(self.chromosomes, 8)})."
             raise KeyError(msg)
         return self._records[key]
 
@@ -137,7 +137,7 @@ class Genome:
         centers = np.asarray(centers, dtype=np.int64)
         unknown = sorted({str(c) for c in chroms} - set(self._records))
         if unknown:
-            msg = f"Chromosomes not in {self.path.name}: {_first(unknown)} (available: {_first(self.chromosomes, 8)})."
+            msg = f"Chromosomes not in {self.path.name}: {first_items(unknown)} (available: {first_items(self.chromosomes, 8)})."
             raise ValueError(msg)
         out = np.empty((len(centers), 2 * flank), dtype=np.uint8)
         offsets = np.arange(-flank, flank)
@@ -151,7 +151,7 @@ class Genome:
             if not outside.any():
                 out[rows] = self.codes(chrom)[(centers[rows] - first)[:, None] + offsets[None, :]]
         if bad:
-            msg = f"{len(bad)} windows of +-{flank} bp reach past the available sequence: {_first(bad)}."
+            msg = f"{len(bad)} windows of +-{flank} bp reach past the available sequence: {first_items(bad)}."
             raise ValueError(msg)
         return out
 

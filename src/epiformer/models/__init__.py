@@ -1,7 +1,7 @@
-"""The networks: one sub-package per model, each with its module, checkpoint loader and training module.
+"""The models: one sub-package per model (config, network, checkpoints, engine, training, predictor).
 
-They import torch, Lightning and scvi-tools, so they load on first access (``ef.models.MethylGPT``,
-``ef.models.EpiGePT``, ``ef.models.ExpressionPredictor``) and ``import epiformer`` stays light.
+They import torch and Lightning, so they load on first access (``ef.models.MethylGPT``, ``ef.models.EpiGePT``,
+``ef.models.ExpressionPredictor``) and ``import epiformer`` stays light.
 """
 
 from __future__ import annotations

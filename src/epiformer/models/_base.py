@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
+#: Columns of every model's `history`: one row per epoch of its last training run.
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss")
 
 
 def check_model(model: Any, cls: type, *, how: str) -> None:
@@ -72,10 +74,9 @@ def sha256(path: str | PathLike) -> str:
 
 
 def history_frame(history: Any) -> pd.DataFrame:
-    """A training history (DataFrame, dict of columns, list of rows or `None`) as a DataFrame."""
-    if history is None:
-        return pd.DataFrame()
-    return pd.DataFrame(history).reset_index(drop=True)
+    """A training history (DataFrame, dict of columns, list of rows or `None`) with the :data:`HISTORY_COLUMNS` first."""
+    frame = pd.DataFrame(history if history is not None else {}).reset_index(drop=True)
+    return frame.reindex(columns=list(dict.fromkeys([*HISTORY_COLUMNS, *frame.columns])))
 
 
 def save_folder(
@@ -99,7 +100,8 @@ def save_folder(
         msg = f"{directory} exists and is not empty; pass `overwrite=True` to replace its files."
         raise FileExistsError(msg)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(directory / WEIGHTS))
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    save_file(tensors, str(directory / WEIGHTS), metadata={"format": "pt"})  # the tag Hugging Face loaders read
     frame = history_frame(history)
     meta = {
         **config,
@@ -170,8 +172,19 @@ class Predictor(ABC):
     """Class labels in output order (classification) or `None`."""
 
     @abstractmethod
-    def predict_values(self, adata: AnnData, *, layer: str | None = None) -> np.ndarray:
-        """Predictions for every sample: values ``(n_obs,)`` or class probabilities ``(n_obs, n_classes)``."""
+    def predict_values(
+        self,
+        adata: AnnData,
+        *,
+        layer: str | None = None,
+        batch_size: int = 32,
+        device: str | torch.device = "auto",
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Predictions for every sample: values ``(n_obs,)`` or class probabilities ``(n_obs, n_classes)``.
+
+        `batch_size`, `device` and `progress` apply to predictors that run a network.
+        """
 
     def describe(self) -> dict:
         """Settings recorded in `uns` next to the predictions."""

@@ -10,7 +10,7 @@ from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._sequence import normalize_chrom, parse_regions
-from epiformer._validation import _first
+from epiformer._validation import first_items
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -54,13 +54,13 @@ def tracks(
     signals = list(available if signals is None else signals)
     unknown = [s for s in signals if s not in pred.layers]
     if unknown or not signals:
-        msg = f"Signals {_first(unknown)} are not layers of `pred`; available: {list(pred.layers)}."
+        msg = f"Signals {first_items(unknown)} are not layers of `pred`; available: {list(pred.layers)}."
         raise KeyError(msg)
     names = [str(c) for c in pred.obs_names]
     contexts = names[:10] if contexts is None else [str(c) for c in contexts]
     missing = [c for c in contexts if c not in names]
     if missing:
-        msg = f"Contexts {_first(missing)} are not in `pred.obs_names`."
+        msg = f"Contexts {first_items(missing)} are not in `pred.obs_names`."
         raise KeyError(msg)
     chroms = np.array([normalize_chrom(c) for c in pred.var[Key.var.chrom].astype(str)])
     starts = pred.var[Key.var.start].to_numpy(dtype=np.int64)

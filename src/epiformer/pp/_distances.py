@@ -15,7 +15,7 @@ from epiformer._docs import doc_copy, doc_mod, doc_params
 from epiformer._logging import warn
 from epiformer._sequence import normalize_chrom
 from epiformer._utils import record_params, select_modality
-from epiformer._validation import _first, check_cpg_positions
+from epiformer._validation import check_cpg_positions, first_items
 
 Encoding = Literal["signed_bp", "legacy_halving_2kb"]
 Anchor = Literal["tss", "gene_start"]
@@ -119,14 +119,16 @@ def cpg_gene_distances(
     if not located.all():
         unplaced = table.index[~located.to_numpy()]
         warn(
-            f"{len(unplaced)} of {len(table)} genes have no coordinates and get no distances: {_first(list(unplaced))}.",
+            f"{len(unplaced)} of {len(table)} genes have no coordinates and get no distances: {first_items(list(unplaced))}.",
             UserWarning,
         )
     strand = table[Key.var.strand].astype(str).to_numpy()
     minus = strand == "-"
     bad_strand = located.to_numpy() & ~np.isin(strand, ["+", "-"])
     if anchor == "tss" and bad_strand.any():
-        msg = f"Genes with a strand other than '+' / '-' cannot have a TSS: {_first(list(table.index[bad_strand]))}."
+        msg = (
+            f"Genes with a strand other than '+' / '-' cannot have a TSS: {first_items(list(table.index[bad_strand]))}."
+        )
         raise ValueError(msg)
 
     start = pd.to_numeric(table[Key.var.start]).to_numpy(dtype=np.float64)

@@ -22,7 +22,7 @@ from anndata import AnnData
 from epiformer._constants import Key
 from epiformer._sequence import bin_frame, bin_range, one_hot, parse_regions
 from epiformer._utils import record_params
-from epiformer._validation import _first, check_unique
+from epiformer._validation import check_unique, first_items
 from epiformer.io import Genome
 
 if TYPE_CHECKING:
@@ -323,7 +323,7 @@ def motif_scores(
         blocks.append(scanner.scan(genome, chrom, first, n))
     obs = pd.concat(frames)
     if obs.index.has_duplicates:
-        msg = f"The regions overlap (bins {_first(list(obs.index[obs.index.duplicated()]))} repeat); merge them first."
+        msg = f"The regions overlap (bins {first_items(list(obs.index[obs.index.duplicated()]))} repeat); merge them first."
         raise ValueError(msg)
     adata = AnnData(X=np.concatenate(blocks), obs=obs, var=pd.DataFrame(index=pd.Index(names)))
     adata.var[Key.var.n_motifs] = scanner.n_motifs

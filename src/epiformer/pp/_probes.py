@@ -13,7 +13,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_layer, doc_params
 from epiformer._probe_ids import SUFFIX, collapse_suffixes, match_vocab, var_ids, vocab_coverage
 from epiformer._utils import get_matrix, read_columns, to_dense_float
-from epiformer._validation import _first
+from epiformer._validation import first_items
 
 
 class HasProbes(Protocol):
@@ -123,7 +123,7 @@ def align_to_vocab(
     suffixed = list(names[names.str.contains(SUFFIX)])
     if suffixed:
         msg = (
-            f"{len(suffixed)} probe IDs carry EPICv2 suffixes ({_first(suffixed)}); collapse them first with "
+            f"{len(suffixed)} probe IDs carry EPICv2 suffixes ({first_items(suffixed)}); collapse them first with "
             "`adata = ef.pp.harmonize_probes(adata)`."
         )
         raise ValueError(msg)

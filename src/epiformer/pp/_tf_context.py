@@ -15,7 +15,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_mod, doc_params
 from epiformer._logging import warn
 from epiformer._utils import get_matrix, record_params, select_modality
-from epiformer._validation import _first, check_nonnegative
+from epiformer._validation import check_nonnegative, first_items
 from epiformer.pp._motifs import tf_list
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _reference_target(reference: Any, tfs: list[str] | None) -> tuple[np.ndarray
         position = {str(i).upper(): k for k, i in enumerate(table.index)}
         absent = [t for t in tfs if t.upper() not in position]
         if absent:
-            msg = f"{len(absent)} TFs are not in the reference table: {_first(absent)}."
+            msg = f"{len(absent)} TFs are not in the reference table: {first_items(absent)}."
             raise ValueError(msg)
         values = table.to_numpy(dtype=np.float64)[[position[t.upper()] for t in tfs]]
         check_nonnegative(values, what="the reference expression")
@@ -206,7 +206,7 @@ def tf_context(
     absent = [t for t, ok in zip(names, in_data, strict=True) if not ok]
     if absent:
         warn(
-            f"{len(absent)} of {len(names)} TFs are absent from the data: {_first(absent)}. They count as "
+            f"{len(absent)} of {len(names)} TFs are absent from the data: {first_items(absent)}. They count as "
             "unexpressed (lowest reference value) and are flagged in `var['in_data']`.",
             UserWarning,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from anndata import AnnData
@@ -10,6 +10,7 @@ from mudata import MuData
 
 from epiformer._constants import Key
 from epiformer._docs import doc_data, doc_layer, doc_mod_methyl, doc_params, doc_random_state
+from epiformer._logging import timed
 from epiformer._probe_ids import warn_low_coverage
 from epiformer._targets import resolve_target
 from epiformer._utils import get_matrix, renamed_options, select_modality, to_dense_float
@@ -32,10 +33,11 @@ class BaselinePredictor(Predictor):
         self.features = list(features)
         self.method = method
 
-    def predict_values(self, adata: AnnData, *, layer: str | None = None) -> np.ndarray:
+    def predict_values(self, adata: AnnData, *, layer: str | None = None, **_: Any) -> np.ndarray:
         """Predicted values (regression) or class probabilities (classification) for every sample.
 
-        CpGs of the training data that `adata` lacks are filled with their training means.
+        CpGs of the training data that `adata` lacks are filled with their training means. The pipeline runs on
+        the CPU in one pass, so the network options of :meth:`Predictor.predict_values` do not apply.
         """
         aligned = align_to_vocab(adata, self.features, layer=layer)
         warn_low_coverage(
@@ -93,31 +95,32 @@ def fit_baseline(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    adata = select_modality(data, mod, default=Key.mod.methyl)
-    task = {"elasticnet": "regression", "logistic": "classification"}.get(method, "auto")
-    if method not in ("auto", "elasticnet", "logistic"):
-        msg = f"`method` must be 'auto', 'elasticnet' or 'logistic', got {method!r}."
-        raise ValueError(msg)
-    spec = resolve_target(adata, target, task=task)
-    rows, y = spec.rows, spec.values
-    if split_key in adata.obs:
-        fit = adata.obs[split_key].iloc[rows].isin(["train", "val"]).to_numpy()
-        rows, y = rows[fit], y[fit]
-        if len(rows) < 10:
-            msg = f"Only {len(rows)} training samples with a {target!r} value; at least 10 are needed."
+    with timed("ef.tl.fit_baseline"):
+        adata = select_modality(data, mod, default=Key.mod.methyl)
+        task = {"elasticnet": "regression", "logistic": "classification"}.get(method, "auto")
+        if method not in ("auto", "elasticnet", "logistic"):
+            msg = f"`method` must be 'auto', 'elasticnet' or 'logistic', got {method!r}."
             raise ValueError(msg)
-    X = to_dense_float(get_matrix(adata, layer))[rows]
-    check_betas(X, what="The methylation matrix")
-    imputer = SimpleImputer(strategy="mean", keep_empty_features=True)
-    if spec.task == "regression":
-        model = ElasticNetCV(l1_ratio=0.5, alphas=30, cv=5, max_iter=5000, random_state=random_state)
-        name = "elasticnet"
-    else:
-        model = LogisticRegressionCV(
-            Cs=8, cv=min(5, int(np.bincount(y).min())), max_iter=2000, random_state=random_state
+        spec = resolve_target(adata, target, task=task)
+        rows, y = spec.rows, spec.values
+        if split_key in adata.obs:
+            fit = adata.obs[split_key].iloc[rows].isin(["train", "val"]).to_numpy()
+            rows, y = rows[fit], y[fit]
+            if len(rows) < 10:
+                msg = f"Only {len(rows)} training samples with a {target!r} value; at least 10 are needed."
+                raise ValueError(msg)
+        X = to_dense_float(get_matrix(adata, layer))[rows]
+        check_betas(X, what="The methylation matrix")
+        imputer = SimpleImputer(strategy="mean", keep_empty_features=True)
+        if spec.task == "regression":
+            model = ElasticNetCV(l1_ratio=0.5, alphas=30, cv=5, max_iter=5000, random_state=random_state)
+            name = "elasticnet"
+        else:
+            model = LogisticRegressionCV(
+                Cs=8, cv=min(5, int(np.bincount(y).min())), max_iter=2000, random_state=random_state
+            )
+            name = "logistic"
+        pipeline = make_pipeline(imputer, StandardScaler(), model).fit(X, y)
+        return BaselinePredictor(
+            pipeline, target=target, task=spec.task, classes=spec.classes, features=adata.var_names, method=name
         )
-        name = "logistic"
-    pipeline = make_pipeline(imputer, StandardScaler(), model).fit(X, y)
-    return BaselinePredictor(
-        pipeline, target=target, task=spec.task, classes=spec.classes, features=adata.var_names, method=name
-    )

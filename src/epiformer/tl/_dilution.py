@@ -5,15 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import pandas as pd
-from anndata import AnnData
-
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_params
 from epiformer._logging import timed
-from epiformer._utils import copy_data, get_matrix, progress_bar, record_params, to_dense_float
-from epiformer.pp import dilute
+from epiformer._utils import copy_data, get_matrix, record_params
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -124,27 +119,20 @@ def dilution_curve(
     if (rna_rows < 0).any():
         msg = "Some evaluated samples have no expression."
         raise ValueError(msg)
-    cpg_pos = engine.cpg_positions(model, methyl.var_names[cols])
-    truth = to_dense_float(get_matrix(methyl, model.methyl_layer))[np.ix_(rows, cols)]
-
-    def score(values) -> dict[str, float]:
-        expr, present = engine.in_model_order(values, rna.var_names, model.genes)
-        return engine.scores(truth, model.predict(expr, present=present, cpgs=cpg_pos, device=device))
-
     with timed("ef.tl.dilution_curve") as written:
-        expr, present = engine.aligned_expression(rna[rna_rows], model, model.rna_layer)
-        undiluted = engine.scores(truth, model.predict(expr, present=present, cpgs=cpg_pos, device=device))
-        work = AnnData(source[rna_rows])  # a scratch object: `dilute` writes its layer here, never into `mdata`
-        records = []
-        with progress_bar(total=len(levels) * n_iter, desc="dilution", leave=False, disable=not progress) as bar:
-            for level in levels:
-                for iteration in range(n_iter):
-                    dilute(work, level, method=method, layer=None, random_state=random_state + iteration)
-                    diluted = work.layers[Key.layers.diluted]
-                    values = engine.log_normalize(diluted, target_sum) if method == "multinomial" else diluted
-                    kept = float(np.mean(np.asarray((diluted != 0).sum(axis=1)).ravel()))
-                    records.append({"retention": level, "iteration": iteration, "n_genes_kept": kept, **score(values)})
-                    bar.update()
+        table, undiluted = engine.dilution_scores(
+            model,
+            rna[rna_rows],
+            methyl[rows, cols],
+            source[rna_rows],
+            levels=levels,
+            n_iter=n_iter,
+            method=method,
+            target_sum=target_sum,
+            random_state=random_state,
+            device=device,
+            progress=progress,
+        )
         data = copy_data(mdata) if copy else mdata
         record_params(
             data,
@@ -158,7 +146,7 @@ def dilution_curve(
                 "n_cpgs": len(cols),
                 "target_sum": target_sum,
             },
-            table=pd.DataFrame.from_records(records),
+            table=table,
             undiluted=undiluted,
         )
         written.append(f"uns['{key_added}']")

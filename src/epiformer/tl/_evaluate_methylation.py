@@ -10,18 +10,19 @@ from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._logging import timed
-from epiformer._utils import get_matrix, select_modality, to_dense_float
+from epiformer._utils import get_matrix, renamed_options, select_modality, to_dense_float
 
 if TYPE_CHECKING:
     from mudata import MuData
 
 
+@renamed_options(mdata="data")
 def evaluate_methylation(
-    mdata: AnnData | MuData,
+    data: AnnData | MuData,
     *,
     layer: str = Key.layers.predicted_methylation,
     split: str | None = "test",
-    mod: str = Key.mod.methyl,
+    mod: str | None = None,
     truth_layer: str | None = None,
     split_key: str = Key.obs.split,
     groupby: str | None = None,
@@ -39,14 +40,14 @@ def evaluate_methylation(
 
     Parameters
     ----------
-    mdata
+    data
         MuData (or methylation AnnData) with predictions in `layers[layer]` (see :func:`predict_methylation`).
     layer
         Layer of predictions.
     split
         Evaluate the CpGs and samples of this split; `None` uses all.
     mod
-        Methylation modality.
+        With a MuData, the methylation modality (default ``"methyl"``).
     truth_layer
         Layer of observed betas (`None` = `.X`).
     split_key
@@ -67,11 +68,11 @@ def evaluate_methylation(
     """
     from epiformer.models import expression_predictor as engine
 
-    methyl = select_modality(mdata, mod, default=Key.mod.methyl)
+    methyl = select_modality(data, mod, default=Key.mod.methyl)
     pred = to_dense_float(get_matrix(methyl, layer))
     truth = to_dense_float(get_matrix(methyl, truth_layer))
     rows, cols, sample_split, cpg_split = engine.split_block(
-        mdata, methyl, split=split, split_key=split_key, mod=None if isinstance(mdata, AnnData) else mod
+        data, methyl, split=split, split_key=split_key, mod=None if isinstance(data, AnnData) else mod or Key.mod.methyl
     )
     if not len(rows) or not len(cols):
         msg = f"No samples or CpGs in split {split!r}."

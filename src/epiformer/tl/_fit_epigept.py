@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from epiformer._logging import timed
 from epiformer._utils import renamed_options
-from epiformer._validation import _first
+from epiformer._validation import first_items
 from epiformer.io import Genome
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def fit_epigept(
             raise TypeError(msg)
         absent = [c for c in tracks.obs_names if c not in contexts.obs_names]
         if absent:
-            msg = f"{len(absent)} contexts of `tracks` are not in `contexts`: {_first(absent)}."
+            msg = f"{len(absent)} contexts of `tracks` are not in `contexts`: {first_items(absent)}."
             raise ValueError(msg)
         if not 0 <= val_size < 1 or max_epochs < 1 or batch_size < 1:
             msg = "`val_size` must be in [0, 1), `max_epochs` and `batch_size` positive."

@@ -6,17 +6,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from epiformer._constants import Key
 from epiformer._logging import timed, warn
-from epiformer._utils import record_params
+from epiformer._utils import record_params, renamed_options
 
 if TYPE_CHECKING:
     from mudata import MuData
 
     from epiformer.models import ExpressionPredictor
 
-#: Old option names accepted for one release: old name -> new name.
-_RENAMED = {"enable_progress_bar": "progress"}
 
-
+@renamed_options(enable_progress_bar="progress")
 def fit_expression_predictor(
     mdata: MuData,
     *,
@@ -87,7 +85,7 @@ def fit_expression_predictor(
     random_state
         Seed of weight initialisation and batch order.
     progress
-        Show a progress bar (``enable_progress_bar=`` is accepted for one release, with a FutureWarning).
+        Show a progress bar.
     max_time
         Wall-clock training budget in seconds; `None` for none.
     key_added
@@ -110,10 +108,6 @@ def fit_expression_predictor(
         )
         if not kwargs.pop("early_stopping"):
             early_stopping_patience = None
-    for old, new in _RENAMED.items():
-        if old in kwargs:
-            warn(f"`{old}=` was renamed `{new}=`; the old name will be removed.", FutureWarning)
-            progress = kwargs.pop(old)
     network = {k: kwargs.pop(k) for k in list(kwargs) if k in network_options()}
     with timed("ef.tl.fit_expression_predictor") as written:
         model = ExpressionPredictor(

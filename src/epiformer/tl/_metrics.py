@@ -10,6 +10,7 @@ from scipy import stats
 
 from epiformer._constants import Key
 from epiformer._docs import doc_data, doc_mod_methyl, doc_params
+from epiformer._logging import timed
 from epiformer._targets import Task, resolve_target
 from epiformer._utils import renamed_options, select_modality
 
@@ -92,32 +93,33 @@ def evaluate(
     One row per prediction column: `n` and, for regression, `medae`, `mae`, `rmse`, `pearson`,
     `spearman`, `r2`; for classification, `accuracy`, `balanced_accuracy`, `auroc`.
     """
-    adata = select_modality(data, mod, default=Key.mod.methyl)
-    target = resolve_target(adata, truth, task=task)
-    rows = target.rows
-    if split is not None:
-        if split_key not in adata.obs:
-            msg = f"Did not find `adata.obs[{split_key!r}]`. Run `ef.pp.split_samples` first, or pass `split=None`."
-            raise ValueError(msg)
-        in_split = (adata.obs[split_key].iloc[rows] == split).to_numpy()
-        if not in_split.any():
-            msg = f"No sample with a {truth!r} value has `obs[{split_key!r}] == {split!r}`."
-            raise ValueError(msg)
-        rows, values = rows[in_split], target.values[in_split]
-    else:
-        values = target.values
-    table = {}
-    for key in [pred] if isinstance(pred, str) else pred:
-        if key not in adata.obs:
-            msg = f"Did not find `adata.obs[{key!r}]`. Run `ef.tl.predict(adata, predictor, key_added={key!r})` first."
-            raise ValueError(msg)
-        if target.task == "regression":
-            scores = regression_metrics(values, adata.obs[key].to_numpy(dtype=float)[rows])
+    with timed("ef.tl.evaluate"):
+        adata = select_modality(data, mod, default=Key.mod.methyl)
+        target = resolve_target(adata, truth, task=task)
+        rows = target.rows
+        if split is not None:
+            if split_key not in adata.obs:
+                msg = f"Did not find `adata.obs[{split_key!r}]`. Run `ef.pp.split_samples` first, or pass `split=None`."
+                raise ValueError(msg)
+            in_split = (adata.obs[split_key].iloc[rows] == split).to_numpy()
+            if not in_split.any():
+                msg = f"No sample with a {truth!r} value has `obs[{split_key!r}] == {split!r}`."
+                raise ValueError(msg)
+            rows, values = rows[in_split], target.values[in_split]
         else:
-            proba = _probabilities(adata, key, target.classes)[rows]
-            scores = classification_metrics(values, proba)
-        table[key] = {"n": len(rows), **scores}
-    return pd.DataFrame.from_dict(table, orient="index")
+            values = target.values
+        table = {}
+        for key in [pred] if isinstance(pred, str) else pred:
+            if key not in adata.obs:
+                msg = f"Did not find `adata.obs[{key!r}]`. Run `ef.tl.predict(adata, predictor, key_added={key!r})` first."
+                raise ValueError(msg)
+            if target.task == "regression":
+                scores = regression_metrics(values, adata.obs[key].to_numpy(dtype=float)[rows])
+            else:
+                proba = _probabilities(adata, key, target.classes)[rows]
+                scores = classification_metrics(values, proba)
+            table[key] = {"n": len(rows), **scores}
+        return pd.DataFrame.from_dict(table, orient="index")
 
 
 def _probabilities(adata: AnnData, key: str, classes: list[str]) -> np.ndarray:

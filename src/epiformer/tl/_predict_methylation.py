@@ -30,6 +30,7 @@ def predict_methylation(
     cpg_batch: int = 256,
     sample_batch: int = 256,
     device: str = "auto",
+    progress: bool = True,
     copy: bool = False,
 ) -> AnnData | MuData | None:
     """Predict methylation of the model's CpGs from expression: of samples, single cells or spatial spots.
@@ -62,6 +63,8 @@ def predict_methylation(
         Samples per block.
     device
         Where to compute (``"auto"``: CUDA, then MPS, then the CPU).
+    progress
+        Show a progress bar.
     {copy}
 
     Returns
@@ -76,7 +79,12 @@ def predict_methylation(
     from epiformer.models.expression_predictor import check_predictor, predict_expression_only, predict_paired
 
     check_predictor(model)
-    options: dict[str, Any] = {"cpg_batch": cpg_batch, "sample_batch": sample_batch, "device": device}
+    options: dict[str, Any] = {
+        "cpg_batch": cpg_batch,
+        "sample_batch": sample_batch,
+        "device": device,
+        "progress": progress,
+    }
     params = {"architecture": model.architecture, "layer": layer, "checkpoint": model.source.get("path")}
     with timed("ef.tl.predict_methylation") as written:
         if isinstance(data, AnnData):

@@ -27,8 +27,11 @@ def predict(
     layer: str | None = None,
     mod: str | None = None,
     key_added: str | None = None,
+    batch_size: int = 32,
+    device: str = "auto",
+    progress: bool = True,
     copy: bool = False,
-) -> AnnData | None:
+) -> AnnData | MuData | None:
     """Apply a trained predictor (a fine-tuned model or a baseline) to every sample.
 
     Parameters
@@ -40,6 +43,11 @@ def predict(
     {mod}
     key_added
         `obs` column written; default ``f"{{predictor.target}}_pred"``.
+    batch_size, device
+        Samples per forward pass and where the network runs (``"auto"``: CUDA, then MPS, then CPU), for
+        predictors that run one (a fine-tuned MethylGPT).
+    progress
+        Show a progress bar (predictors that run a network).
     {copy}
 
     Returns
@@ -54,7 +62,17 @@ def predict(
         The predictor's settings.
     """
     with timed("ef.tl.predict") as written:
-        values = np.asarray(predictor.predict_values(select_modality(data, mod, default=Key.mod.methyl), layer=layer))
+        from epiformer.models import Predictor
+
+        if not isinstance(predictor, Predictor):
+            msg = (
+                f"`predictor` must be a trained predictor (from `ef.tl.finetune` or `ef.tl.fit_baseline`), got "
+                f"{type(predictor).__name__}."
+            )
+            raise TypeError(msg)
+        adata = select_modality(data, mod, default=Key.mod.methyl)
+        options = {"batch_size": batch_size, "device": device, "progress": progress}
+        values = np.asarray(predictor.predict_values(adata, layer=layer, **options))
         key = key_added or f"{predictor.target}_pred"
         data, adata = output(data, copy=copy, mod=mod, default=Key.mod.methyl)
         if predictor.task == "regression":

@@ -81,8 +81,7 @@ def pretrain(
     mask_ratio
         Fraction of the observed CpGs masked in each sample.
     mvc_weight
-        Weight of the MVC head's loss (published: 1). At 0 only the MLM head, the one that imputes, is trained
-        (see ``benchmarks/README.md`` for what each choice gave on a synthetic cohort).
+        Weight of the MVC head's loss (published: 1). At 0 only the MLM head, the one that imputes, is trained.
     cpgs_per_step
         Train each step on a random subset of this many CpGs, drawn afresh for every batch (the model has no
         positional encoding, so a subset is a valid input, as in scGPT's gene sampling); the validation loss
@@ -90,17 +89,14 @@ def pretrain(
         makes a step many times cheaper. `None` (published): every CpG in every step.
     warmup_cpgs, warmup_epochs
         Train the first `warmup_epochs` epochs on only the `warmup_cpgs` CpGs with the largest standard deviation
-        over the training samples, then on all of them (`None`, published: no warm-up). A model that sees every
-        CpG from the start can stay at per-CpG means for many epochs; a short warm-up on the most variable CpGs
-        moves it off them.
+        over the training samples, then on all of them (`None`, published: no warm-up).
     max_epochs, batch_size, lr
         Training length, samples per step and per device, Adam learning rate (published: 32 and 1e-3).
     lr_gamma
         The learning rate is multiplied by `lr_gamma` after every epoch (published: 0.9, for a few epochs over
         ~150,000 samples; many epochs over a small cohort want a value closer to 1).
     adam_eps
-        Adam's epsilon. The authors used 1e-4, a setting for fp16 mixed precision; with it, the small gradients of a
-        beta-value MSE are damped enough to keep a model at per-CpG means much longer than with the default 1e-8.
+        Adam's epsilon (the authors used 1e-4, a setting for fp16 mixed precision).
     val_size
         Fraction of the samples held out for the validation loss.
     accelerator, devices, num_nodes, strategy

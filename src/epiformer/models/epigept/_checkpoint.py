@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from epiformer._utils import package_version
-from epiformer._validation import _first
+from epiformer._validation import first_items
 from epiformer.models._base import history_frame, load_folder, save_folder, sha256
 from epiformer.models.epigept._config import EpiGePTConfig
 
@@ -98,7 +98,7 @@ def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(_ALLOWED):
             unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         if unsafe:
-            raise _refuse(path, f"it refers to {_first(sorted(unsafe))}")
+            raise _refuse(path, f"it refers to {first_items(sorted(unsafe))}")
     try:
         with torch.serialization.safe_globals(_ALLOWED), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
@@ -108,7 +108,7 @@ def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
         found = re.findall(r"GLOBAL (\S+)", text)
         detail = re.search(r"WeightsUnpickler error:\s*(.+?)\n", text + "\n")
         reason = (
-            f"it refers to {_first(found)}"
+            f"it refers to {first_items(found)}"
             if found
             else f"it uses pickle features the restricted loader refuses ({detail[1] if detail else 'unreadable'})"
         )
@@ -140,7 +140,7 @@ def _split_state(state: dict[str, torch.Tensor]) -> tuple[str, str]:
     else:
         msg = (
             "Not an EpiGePT checkpoint: no `encoder.embeddings.position_embeddings.weight` (or "
-            f"`transformermodule.…`) in its state_dict; keys start {_first(sorted(state), 4)}."
+            f"`transformermodule.…`) in its state_dict; keys start {first_items(sorted(state), 4)}."
         )
         raise ValueError(msg)
     if "fc1.weight" in state:
@@ -254,9 +254,9 @@ def state_from_published(state: dict[str, torch.Tensor], config: EpiGePTConfig) 
     if missing or unexpected:
         parts = []
         if missing:
-            parts.append(f"missing keys {_first(missing)}")
+            parts.append(f"missing keys {first_items(missing)}")
         if unexpected:
-            parts.append(f"unexpected keys {_first(unexpected)}")
+            parts.append(f"unexpected keys {first_items(unexpected)}")
         msg = f"The checkpoint does not match the detected EpiGePT {config.variant} layout: " + "; ".join(parts) + "."
         raise ValueError(msg)
     return out

@@ -20,7 +20,7 @@ from epiformer._constants import Key
 from epiformer._logging import warn
 from epiformer._sequence import bin_frame, bin_range, encode, normalize_chrom, one_hot
 from epiformer._utils import progress_bar, to_dense_float
-from epiformer._validation import _first
+from epiformer._validation import first_items
 from epiformer.io import Genome
 from epiformer.models._base import check_model, on_device
 from epiformer.models.epigept._config import EpiGePTConfig
@@ -59,7 +59,7 @@ def context_matrix(contexts: Any, model: EpiGePT) -> tuple[np.ndarray, list[str]
             missing = [t for t in names if t.upper() not in position]
             if missing:
                 msg = (
-                    f"The contexts lack {len(missing)} of the model's {len(names)} TFs ({_first(missing)}); build "
+                    f"The contexts lack {len(missing)} of the model's {len(names)} TFs ({first_items(missing)}); build "
                     "them with `ef.pp.tf_context(adata, tfs=model, ...)`."
                 )
                 raise ValueError(msg)
@@ -101,7 +101,7 @@ class PrecomputedMotifs:
         position = {str(v).upper(): i for i, v in enumerate(scores.var_names)}
         missing = [t for t in tfs if t.upper() not in position]
         if missing:
-            msg = f"`motif_scores` lacks {len(missing)} of the model's TFs: {_first(missing)}."
+            msg = f"`motif_scores` lacks {len(missing)} of the model's TFs: {first_items(missing)}."
             raise ValueError(msg)
         starts = scores.obs[Key.var.start].to_numpy(dtype=np.int64)
         if ((starts - 1) % bin_size).any():
@@ -144,7 +144,7 @@ def motif_source(
         raise ValueError(msg)
     if absent:
         warn(
-            f"{len(absent)} of {len(tfs)} TFs have no motif ({_first(absent)}); their motif scores are 0.",
+            f"{len(absent)} of {len(tfs)} TFs have no motif ({first_items(absent)}); their motif scores are 0.",
             UserWarning,
         )
     return scanner
@@ -217,7 +217,7 @@ def tile_regions(config: EpiGePTConfig, regions: Sequence[tuple[str, int, int]],
         frames.append(bin_frame(chrom, first, n, config.bin_size).assign(**{Key.var.region: f"{chrom}:{start}-{end}"}))
     var = pd.concat(frames)
     if var.index.has_duplicates:
-        msg = f"The regions overlap (bins {_first(list(var.index[var.index.duplicated()]))} repeat); merge them first."
+        msg = f"The regions overlap (bins {first_items(list(var.index[var.index.duplicated()]))} repeat); merge them first."
         raise ValueError(msg)
     return Tiling(var=var, spans=spans, crop=crop, keep=keep)
 
@@ -302,7 +302,7 @@ def variant_table(variants: Any, genome: Genome) -> pd.DataFrame:
     ]
     if bad:
         msg = (
-            f"{len(bad)} variants are not substitutions of A/C/G/T bases ({_first(bad)}): ref and alt must be "
+            f"{len(bad)} variants are not substitutions of A/C/G/T bases ({first_items(bad)}): ref and alt must be "
             "different and of equal length (indels shift the window and are not scored)."
         )
         raise ValueError(msg)
@@ -313,7 +313,7 @@ def variant_table(variants: Any, genome: Genome) -> pd.DataFrame:
         if not np.array_equal(found, encode(ref)):
             mismatched.append(f"{name} (genome {''.join('ACGTN'[c] for c in found)}, ref {ref})")
     if mismatched:
-        msg = f"{len(mismatched)} reference alleles do not match the genome: {_first(mismatched)}. Is it the model's build?"
+        msg = f"{len(mismatched)} reference alleles do not match the genome: {first_items(mismatched)}. Is it the model's build?"
         raise ValueError(msg)
     return table
 

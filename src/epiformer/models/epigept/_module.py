@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from epiformer._logging import warn
+from epiformer.models._base import history_frame
 from epiformer.models.epigept._checkpoint import load_pretrained, save_lightning, save_safetensors
 from epiformer.models.epigept._config import EpiGePTConfig
 
 #: Columns of :attr:`EpiGePT.history`.
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss")
 
 
 class _SequenceModule(nn.Module):
@@ -108,18 +108,26 @@ class EpiGePT(nn.Module):
             )
         self.checkpoint: dict[str, Any] = {}
         """Provenance of the loaded weights: file, format, sha256 and, for the authors' files, release and epoch."""
-        self.history: pd.DataFrame = pd.DataFrame(columns=list(HISTORY_COLUMNS))
+        self.history: pd.DataFrame = history_frame(None)
         """Per-epoch losses of the last :func:`epiformer.tl.fit_epigept` run (`epoch`, `train_loss`, `val_loss`)."""
         self.reset_parameters()
 
     @property
     def checkpoint_info(self) -> dict[str, Any]:
-        """Deprecated alias of :attr:`checkpoint` (read-only)."""
+        """Deprecated alias of :attr:`checkpoint`."""
         warn(
             "`EpiGePT.checkpoint_info` is renamed `EpiGePT.checkpoint`; the old name will be removed in the next release.",
             FutureWarning,
         )
         return self.checkpoint
+
+    @checkpoint_info.setter
+    def checkpoint_info(self, value: dict[str, Any]) -> None:
+        warn(
+            "`EpiGePT.checkpoint_info` is renamed `EpiGePT.checkpoint`; the old name will be removed in the next release.",
+            FutureWarning,
+        )
+        self.checkpoint = value
 
     def reset_parameters(self) -> None:
         """BERT's initialisation for the encoder (normal, sd 0.02; zero biases), PyTorch's for the convolutions."""

@@ -17,8 +17,9 @@ from epiformer._lightning import fit
 from epiformer._sequence import normalize_chrom, one_hot
 from epiformer._utils import split_rows, to_dense_float
 from epiformer.io import Genome
+from epiformer.models._base import history_frame
 from epiformer.models.epigept._engine import motif_source
-from epiformer.models.epigept._module import HISTORY_COLUMNS, EpiGePT
+from epiformer.models.epigept._module import EpiGePT
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -243,5 +244,5 @@ def train(
         **fit_options,
     )
     model.to(home).eval()
-    model.history = history.reindex(columns=list(HISTORY_COLUMNS))
+    model.history = history_frame(history)
     return model.history

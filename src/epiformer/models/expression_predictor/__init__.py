@@ -1,22 +1,18 @@
 """Methylation from expression + sequence (Levy-Jurgenson et al. 2019): the model, its networks and its engine.
 
-The engine's helpers (expression in the model's gene order, predictions laid out for AnnData / MuData, split
-blocks, scores and baselines) are what :mod:`epiformer.tl` calls around the model.
+`ExpressionPredictor` is the user-facing class (also in :mod:`epiformer.models`); the functions are what
+:mod:`epiformer.tl` calls around it (predictions laid out for AnnData / MuData, split blocks, scores, baselines,
+the dilution curve).
 """
 
 from ._engine import (
-    aligned_expression,
     baselines,
     check_predictor,
     columnwise_spearman,
-    cpg_positions,
-    in_model_order,
-    log_normalize,
+    dilution_scores,
     predict_expression_only,
     predict_paired,
     score_table,
-    scores,
-    sequence_features,
     split_block,
 )
 from ._model import ExpressionPredictor, network_options
@@ -26,18 +22,13 @@ __all__ = [
     "ExpressionPredictor",
     "FactorizedNet",
     "LevyJurgensonNet",
-    "aligned_expression",
     "baselines",
     "check_predictor",
     "columnwise_spearman",
-    "cpg_positions",
-    "in_model_order",
-    "log_normalize",
+    "dilution_scores",
     "network_options",
     "predict_expression_only",
     "predict_paired",
     "score_table",
-    "scores",
-    "sequence_features",
     "split_block",
 ]

@@ -19,8 +19,8 @@ from epiformer._annotations import check_sequences, pair_split
 from epiformer._constants import Key
 from epiformer._logging import warn
 from epiformer._sequence import normalize_chrom
-from epiformer._utils import get_matrix, to_dense_float
-from epiformer._validation import _first
+from epiformer._utils import get_matrix, progress_bar, to_dense_float
+from epiformer._validation import first_items
 
 if TYPE_CHECKING:
     from epiformer.models.expression_predictor._model import ExpressionPredictor
@@ -54,7 +54,7 @@ def aligned_expression(adata: AnnData, model: ExpressionPredictor, layer: str | 
         missing = [g for g, ok in zip(model.genes, present, strict=True) if not ok]
         warn(
             f"{len(missing)} of {len(model.genes)} model genes are absent from the data and are set to 0 after "
-            f"scaling (no contribution): {_first(missing)}.",
+            f"scaling (no contribution): {first_items(missing)}.",
             UserWarning,
         )
     if np.isnan(expr).any():
@@ -71,7 +71,7 @@ def cpg_positions(model: ExpressionPredictor, cpgs: Sequence[str] | None) -> np.
     position = pd.Index(model.cpgs).get_indexer(names)
     if (position < 0).any():
         unknown = [c for c, p in zip(names, position, strict=True) if p < 0]
-        msg = f"CpGs the model has no sequence and distances for: {_first(unknown)}."
+        msg = f"CpGs the model has no sequence and distances for: {first_items(unknown)}."
         raise KeyError(msg)
     return position
 
@@ -248,3 +248,48 @@ def log_normalize(counts, target_sum: float) -> np.ndarray:
     dense = counts.toarray() if sparse.issparse(counts) else np.asarray(counts)
     totals = dense.sum(axis=1, keepdims=True)
     return np.log1p(np.divide(dense, totals, out=np.zeros_like(dense, dtype=np.float64), where=totals > 0) * target_sum)
+
+
+def dilution_scores(
+    model: ExpressionPredictor,
+    rna: AnnData,
+    methyl: AnnData,
+    counts: Any,
+    *,
+    levels: Sequence[int],
+    n_iter: int,
+    method: str,
+    target_sum: float,
+    random_state: int,
+    device: Any,
+    progress: bool,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Scores of `model` on the samples x CpGs of `methyl` from expression diluted to each retention level.
+
+    `rna` holds the same samples' (undiluted) expression and `counts` the matrix to dilute (``pp.dilute``,
+    `n_iter` seeded draws per level; re-normalised with :func:`log_normalize` for ``"multinomial"``). Returns the
+    tidy table (one row per level and iteration) and the undiluted scores.
+    """
+    from epiformer.pp import dilute
+
+    cpg_pos = cpg_positions(model, methyl.var_names)
+    truth = to_dense_float(get_matrix(methyl, model.methyl_layer))
+
+    def score(values) -> dict[str, float]:
+        expr, present = in_model_order(values, rna.var_names, model.genes)
+        return scores(truth, model.predict(expr, present=present, cpgs=cpg_pos, device=device))
+
+    expr, present = aligned_expression(rna, model, model.rna_layer)
+    undiluted = scores(truth, model.predict(expr, present=present, cpgs=cpg_pos, device=device))
+    work = AnnData(counts)  # a scratch object: `dilute` writes its layer here, never into the caller's data
+    records = []
+    with progress_bar(total=len(levels) * n_iter, desc="dilution", leave=False, disable=not progress) as bar:
+        for level in levels:
+            for iteration in range(n_iter):
+                dilute(work, level, method=method, layer=None, random_state=random_state + iteration)
+                diluted = work.layers[Key.layers.diluted]
+                values = log_normalize(diluted, target_sum) if method == "multinomial" else diluted
+                kept = float(np.mean(np.asarray((diluted != 0).sum(axis=1)).ravel()))
+                records.append({"retention": level, "iteration": iteration, "n_genes_kept": kept, **score(values)})
+                bar.update()
+    return pd.DataFrame.from_records(records), undiluted

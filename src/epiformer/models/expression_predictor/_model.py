@@ -16,7 +16,7 @@ from torch import nn
 from epiformer._annotations import check_distances, check_sequences, pair_split
 from epiformer._constants import Key
 from epiformer._logging import warn
-from epiformer._utils import get_matrix, select_modality, to_dense_float
+from epiformer._utils import get_matrix, progress_bar, renamed_options, resolve_device, select_modality, to_dense_float
 from epiformer.models._base import history_frame, load_folder, on_device, save_folder
 from epiformer.models.expression_predictor._data import BlockBatches, CpGTable, ExpressionScaler, PairBatches
 from epiformer.models.expression_predictor._networks import (
@@ -31,7 +31,6 @@ ARCHITECTURES = ("factorized", "levy_jurgenson")
 NETWORKS: dict[str, type[nn.Module]] = {"factorized": FactorizedNet, "levy_jurgenson": LevyJurgensonNet}
 DEFAULT_LR = {"factorized": 3e-3, "levy_jurgenson": 1e-3}
 FORMAT = "epiformer.ExpressionPredictor"
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss")
 
 
 def network_options(architecture: str | None = None) -> set[str]:
@@ -55,6 +54,18 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
+
+
+#: scvi-tools-style attribute names of the earlier version -> today's names.
+_RENAMED_ATTRIBUTES = {
+    "config_": "config",
+    "genes_": "genes",
+    "cpgs_": "cpgs",
+    "cpg_chrom_": "cpg_chrom",
+    "cpg_pos_": "cpg_pos",
+    "scaler_": "scaler",
+    "is_trained_": "is_trained",
+}
 
 
 class ExpressionPredictor:
@@ -170,7 +181,7 @@ class ExpressionPredictor:
         self.table = CpGTable(seq, dist, encoding, architecture, n_neighbors)
         self.network = self._build_network()
         self.scaler: ExpressionScaler | None = None
-        self.history = pd.DataFrame(columns=list(HISTORY_COLUMNS))
+        self.history = history_frame(None)
         self.train_params: dict[str, Any] = {}
         self.source: dict[str, str] = {}
         self.mdata = mdata
@@ -196,6 +207,14 @@ class ExpressionPredictor:
         """Trainable parameters of the network."""
         return n_parameters(self.network)
 
+    def __getattr__(self, name: str) -> Any:
+        if name in _RENAMED_ATTRIBUTES:  # the scvi-tools-style names, for one release
+            new = _RENAMED_ATTRIBUTES[name]
+            warn(f"`ExpressionPredictor.{name}` is renamed `.{new}`; the old name will be removed.", FutureWarning)
+            return getattr(self, new)
+        msg = f"{type(self).__name__!r} object has no attribute {name!r}"
+        raise AttributeError(msg)
+
     def __repr__(self) -> str:
         state = "trained" if self.is_trained else "not trained"
         return (
@@ -203,6 +222,7 @@ class ExpressionPredictor:
             f"{self.config['seq_len']} bp windows, {self.n_parameters:,} parameters"
         )
 
+    @renamed_options(enable_progress_bar="progress")
     def train(
         self,
         *,
@@ -226,7 +246,7 @@ class ExpressionPredictor:
         Expression scaling is fit on the training samples only. Missing betas are masked out of the loss
         (MAE, as published). ``levy_jurgenson`` trains on random pairs, `batch_size` at a time, as published;
         ``factorized`` on blocks of `cpg_batch` CpGs x `sample_batch` samples. Training ends with the weights
-        of the best validation epoch, and appends to :attr:`history`.
+        of the best validation epoch, and sets :attr:`history` to this run's epochs.
 
         Parameters
         ----------
@@ -327,14 +347,11 @@ class ExpressionPredictor:
             early_stopping_patience=early_stopping_patience if val is not None else None,
             restore_best=True,
             max_time=max_time,
-            **trainer_options,
+            **{"precision": "32-true", **trainer_options},
         )
         self.network.cpu().eval()
         self.scaler = scaler
-        history = history.reindex(columns=list(HISTORY_COLUMNS))
-        if len(self.history):
-            history["epoch"] += int(self.history["epoch"].max()) + 1
-        self.history = pd.concat([self.history, history], ignore_index=True) if len(self.history) else history
+        self.history = history_frame(history)
         self.train_params = {
             "max_epochs": max_epochs,
             "lr": lr,
@@ -356,6 +373,7 @@ class ExpressionPredictor:
         cpg_batch: int = 256,
         sample_batch: int = 256,
         device: str = "auto",
+        progress: bool = False,
     ) -> np.ndarray:
         """Predicted betas ``(n_samples, n_cpgs)`` for new expression profiles.
 
@@ -374,6 +392,8 @@ class ExpressionPredictor:
             Samples per block.
         device
             Where to compute (``"auto"``: CUDA, then MPS, then the CPU); the weights return where they were.
+        progress
+            Show a progress bar over the blocks.
 
         Returns
         -------
@@ -393,8 +413,11 @@ class ExpressionPredictor:
         )
         out = np.empty((len(scaled), len(cpgs)), dtype=np.float32)
         n_sample_blocks = -(-len(scaled) // sample_batch)
-        with on_device(self.network, device) as target:
-            for i, batch in enumerate(blocks):
+        with (
+            on_device(self.network, device) as target,
+            progress_bar(blocks, desc="methylation prediction", unit="block", disable=not progress) as bar,
+        ):
+            for i, batch in enumerate(bar):
                 c, s = divmod(i, n_sample_blocks)
                 pred = self.network.forward_block(**{k: v.to(target) for k, v in batch.items()})
                 out[
@@ -402,6 +425,7 @@ class ExpressionPredictor:
                 ] = pred.clamp(0, 1).float().cpu().numpy()
         return out
 
+    @renamed_options(dir_path="directory")
     def save(self, directory: str | PathLike, *, overwrite: bool = False) -> Path:
         """Write the model to a folder: ``model.safetensors`` (weights, scaler, CpG tables) and ``config.json``.
 
@@ -446,6 +470,7 @@ class ExpressionPredictor:
         )
 
     @classmethod
+    @renamed_options(dir_path="directory")
     def load(cls, directory: str | PathLike, *, device: str = "cpu") -> ExpressionPredictor:
         """Read a model written by :meth:`save` (its weights are checked against the recorded sha256).
 
@@ -486,9 +511,8 @@ class ExpressionPredictor:
         model.table = CpGTable.from_state(state, model.architecture)
         model.network = model._build_network()
         model.network.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
-        model.network.to(device).eval()
-        history = history_frame(saved.get("history"))
-        model.history = history.reindex(columns=list(dict.fromkeys([*HISTORY_COLUMNS, *history.columns])))
+        model.network.to(resolve_device(device)).eval()
+        model.history = history_frame(saved.get("history"))
         model.train_params = saved.get("training", {})
         model.source = source
         model.mdata = None

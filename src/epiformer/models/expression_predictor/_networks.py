@@ -12,22 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from epiformer._annotations import LEGACY_BUCKET, LEGACY_MAX
-
 N_BASES = 5
 
 
 def one_hot_codes(codes: torch.Tensor) -> torch.Tensor:
     """``(n, L)`` integer base codes -> ``(n, 5, L)`` float one-hot (A, C, G, T, N), channels first."""
     return F.one_hot(codes.long(), N_BASES).to(torch.float32).transpose(1, 2)
-
-
-def legacy_code_torch(offset: torch.Tensor) -> torch.Tensor:
-    """The halving-every-2-kb code of :func:`epiformer._annotations.legacy_code` on a tensor of offsets."""
-    dist = offset.abs()
-    k = torch.clamp(torch.ceil(dist / LEGACY_BUCKET) - 1, min=0)
-    code = torch.where(offset < 0, -1.0, 1.0) * torch.pow(0.5, k)
-    return torch.where(dist <= LEGACY_MAX, code, torch.zeros_like(code))
 
 
 class MotifBranch(nn.Module):

@@ -6,14 +6,12 @@
 
 from ._config import MASK_VALUE, MISSING_VALUE, check_missing_mode
 from ._engine import (
-    ModelInputs,
     attention,
     check_methylgpt,
     embed,
     impute,
     prepare_inputs,
     provenance,
-    read_all,
     received_attention,
 )
 from ._finetuning import finetune
@@ -30,7 +28,6 @@ __all__ = [
     "MethylGPT",
     "MethylGPTPredictor",
     "MethylGPTVocab",
-    "ModelInputs",
     "attention",
     "check_methylgpt",
     "check_missing_mode",
@@ -43,6 +40,5 @@ __all__ = [
     "prepare_inputs",
     "pretrain",
     "provenance",
-    "read_all",
     "received_attention",
 ]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from epiformer._logging import warn
-from epiformer._validation import _first
+from epiformer._validation import first_items
 from epiformer.models._base import CONFIG, WEIGHTS, check_weights, history_frame, read_config, save_folder, sha256
 from epiformer.models.methylgpt._config import DEFAULT_N_HEADS, MASK_VALUE, MISSING_VALUE
 from epiformer.models.methylgpt._vocab import MethylGPTVocab
@@ -67,7 +67,7 @@ def read_state_dict(path: str | PathLike) -> dict[str, torch.Tensor]:
         raise ValueError(msg) from None
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         msg = (
-            f"{path} is a training checkpoint (it has a 'state_dict' entry next to {_first(list(obj))}), not a plain "
+            f"{path} is a training checkpoint (it has a 'state_dict' entry next to {first_items(list(obj))}), not a plain "
             "state dict; save its model weights alone with `torch.save(checkpoint['state_dict'], path)`."
         )
         raise ValueError(msg)
@@ -76,7 +76,7 @@ def read_state_dict(path: str | PathLike) -> dict[str, torch.Tensor]:
         raise ValueError(msg)
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        msg = f"{path} is not a plain state dict: these entries are not named tensors: {_first(bad)}."
+        msg = f"{path} is not a plain state dict: these entries are not named tensors: {first_items(bad)}."
         raise ValueError(msg)
     return dict(obj)
 
@@ -102,7 +102,7 @@ def _shape_config(state: dict[str, torch.Tensor], vocab: MethylGPTVocab) -> dict
     if emb is None or emb.ndim != 2:
         msg = (
             "The weights have no 2-D 'encoder.embedding.weight' (the CpG embedding table), so they are not a "
-            f"MethylGPT state dict; keys found: {_first(sorted(state))}."
+            f"MethylGPT state dict; keys found: {first_items(sorted(state))}."
         )
         raise ValueError(msg)
     n_tokens, d_model = emb.shape

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 from anndata import AnnData
 
-from epiformer._logging import warn
-from epiformer._probe_ids import vocab_coverage
+from epiformer._probe_ids import vocab_coverage, warn_low_coverage
 from epiformer._utils import get_matrix, progress_bar, read_columns, to_dense_float
 from epiformer._validation import check_betas, warn_all_missing_rows
 from epiformer.models._base import check_model, on_device
@@ -95,12 +94,7 @@ def prepare_inputs(adata: AnnData, model: MethylGPT, *, layer: str | None, var_k
         names = ", ".join(map(str, adata.var_names[:3]))
         msg = f"None of the model's {n_vocab:,} CpGs is in the data (CpG IDs such as {names}). {hint}"
         raise ValueError(msg)
-    if n_found < 0.5 * n_vocab:
-        warn(
-            f"Only {n_found:,} of the model's {n_vocab:,} CpGs ({n_found / n_vocab:.1%}) are in the data; the others "
-            f"are treated as missing. {hint}",
-            UserWarning,
-        )
+    warn_low_coverage(coverage, who="the model", fallback="treated as missing", hint=hint)
     n_observed = np.empty(adata.n_obs, dtype=np.int64)
     inputs = ModelInputs(X, in_data, in_vocab, coverage, n_observed)
     for start, betas in inputs.chunks():

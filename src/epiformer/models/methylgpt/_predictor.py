@@ -11,16 +11,20 @@ import torch
 from anndata import AnnData
 
 from epiformer._constants import Key
+from epiformer._logging import warn
 from epiformer._probe_ids import warn_low_coverage
 from epiformer._targets import Task
+from epiformer._utils import progress_bar
 from epiformer._validation import check_betas
-from epiformer.models._base import Predictor, history_frame, load_folder, on_device, save_folder
+from epiformer.models._base import Predictor, history_frame, load_folder, on_device, read_config, save_folder
 from epiformer.models.methylgpt._heads import FinetuneNet
 from epiformer.models.methylgpt._module import MethylGPT
 from epiformer.pp import align_to_vocab
 
 FORMAT = "epiformer.MethylGPTPredictor"
 BACKBONE = "backbone"
+#: The layout of the earlier release (``predictor.json`` + ``head.safetensors``), still read for one release.
+LEGACY_CONFIG, LEGACY_HEAD = "predictor.json", "head.safetensors"
 
 
 class MethylGPTPredictor(Predictor):
@@ -52,7 +56,13 @@ class MethylGPTPredictor(Predictor):
         """Per-epoch `train_loss` and `val_loss` (plot with :func:`epiformer.pl.training_history`)."""
 
     def predict_values(
-        self, adata: AnnData, *, layer: str | None = None, batch_size: int = 32, device: str = "auto"
+        self,
+        adata: AnnData,
+        *,
+        layer: str | None = None,
+        batch_size: int = 32,
+        device: str | torch.device = "auto",
+        progress: bool = False,
     ) -> np.ndarray:
         """Predicted values (regression, in the target's units) or class probabilities for every sample.
 
@@ -64,10 +74,14 @@ class MethylGPTPredictor(Predictor):
         check_betas(X, what="The methylation matrix")
         ids = torch.as_tensor([self.net.backbone.vocab[p] for p in self.features])
         outputs = []
-        with on_device(self.net, device, bf16_on_cuda=True) as dev:
+        with (
+            on_device(self.net, device, bf16_on_cuda=True) as dev,
+            progress_bar(total=len(X), desc="MethylGPT prediction", unit="sample", disable=not progress) as bar,
+        ):
             for start in range(0, len(X), batch_size):
                 out = self.net(torch.from_numpy(X[start : start + batch_size]).to(dev), ids.to(dev)).float()
                 outputs.append((out if self.task == "regression" else torch.softmax(out, dim=-1)).cpu().numpy())
+                bar.update(len(out))
         values = np.concatenate(outputs)
         if self.task == "regression":
             lo, hi = self.scale
@@ -125,7 +139,10 @@ class MethylGPTPredictor(Predictor):
         -------
         The predictor, in evaluation mode.
         """
-        config, tensors, _ = load_folder(directory, format=FORMAT)
+        if (Path(directory) / LEGACY_CONFIG).is_file():
+            config, tensors = _read_legacy(Path(directory))
+        else:
+            config, tensors, _ = load_folder(directory, format=FORMAT)
         backbone = MethylGPT.from_pretrained(Path(directory) / BACKBONE)
         regression = config["task"] == "regression"
         n_out = 1 if regression else len(config["classes"])
@@ -141,3 +158,16 @@ class MethylGPTPredictor(Predictor):
             scale=tuple(config["scale"]) if config["scale"] else None,
             history=config.get("history"),
         )
+
+
+def _read_legacy(directory: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Configuration and head tensors of a predictor saved by the earlier release."""
+    from safetensors.torch import load_file
+
+    warn(
+        f"{directory} uses the earlier predictor layout ({LEGACY_CONFIG}, {LEGACY_HEAD}); save it again with "
+        "`MethylGPTPredictor.save` to write the current one (config.json, model.safetensors). The old layout "
+        "will not be read in the next release.",
+        FutureWarning,
+    )
+    return read_config(directory / LEGACY_CONFIG), load_file(str(directory / LEGACY_HEAD))

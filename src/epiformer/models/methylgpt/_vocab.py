@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from epiformer._probe_ids import match_vocab, var_ids
-from epiformer._validation import _first, check_unique
+from epiformer._probe_ids import match_vocab, var_ids, vocab_coverage
+from epiformer._validation import check_unique, first_items
 
 #: The special tokens and their fixed indices in every published ``vocab.json``.
 SPECIAL_TOKENS = ("<pad>", "<cls>", "<eoc>")
@@ -77,7 +77,7 @@ class MethylGPTVocab:
         check_unique(probes, what="probe IDs")
         clash = [p for p in probes if p in SPECIAL_TOKENS]
         if clash:
-            msg = f"Probe IDs may not be special tokens: {_first(clash)}."
+            msg = f"Probe IDs may not be special tokens: {first_items(clash)}."
             raise ValueError(msg)
         return cls({t: i for i, t in enumerate([*SPECIAL_TOKENS, *probes])})
 
@@ -185,9 +185,4 @@ class MethylGPTVocab:
         (data CpGs the model does not know), the keys of :func:`epiformer.pp.align_to_vocab`.
         """
         in_data, _ = self.match(adata, var_key=var_key)
-        return {
-            "n_vocab": len(self.probes),
-            "n_found": len(in_data),
-            "fraction_found": len(in_data) / len(self.probes),
-            "n_unused": adata.n_vars - len(in_data),
-        }
+        return vocab_coverage(len(self.probes), len(in_data), adata.n_vars)
