@@ -122,7 +122,8 @@ def fit(
 
     Returns
     -------
-    One row per epoch: ``epoch``, ``train_loss`` and, with validation, ``val_loss``.
+    One row per epoch: ``epoch``, ``train_loss`` and, with validation, ``val_loss``. The module ends on the device
+    it started on, in evaluation mode.
     """
     import torch
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -140,6 +141,7 @@ def fit(
     if max_time is not None and not isinstance(max_time, timedelta):
         max_time = timedelta(seconds=float(max_time))
     options.setdefault("enable_checkpointing", any(isinstance(c, ModelCheckpoint) for c in callbacks))
+    home = next(module.parameters()).device
     with quiet_lightning():
         if random_state is not None:
             L.seed_everything(random_state, verbose=False)
@@ -164,5 +166,6 @@ def fit(
             trainer.fit(module, ckpt_path=ckpt_path)
         else:
             trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt_path)
+    module.to(home).eval()
     logger.info("trained %d epochs on %d process(es)", trainer.current_epoch, trainer.world_size)
     return pd.DataFrame(history.rows)

@@ -10,7 +10,7 @@ from epiformer._beta import DEFAULT_OFFSET, beta_to_mvalue, mvalue_to_beta
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
 from epiformer._logging import warn
-from epiformer._utils import get_matrix, select_modality
+from epiformer._utils import get_matrix, output, select_modality
 from epiformer._validation import check_betas
 
 
@@ -29,8 +29,7 @@ def _input(data, *, mod: str | None, layer: str | None) -> np.ndarray:
 def _apply(data, func, *, mod, layer, copy, dtype):
     if not isinstance(data, AnnData | MuData):
         return func(np.asarray(data)).astype(dtype)
-    data = data.copy() if copy else data
-    adata = select_modality(data, mod, default=Key.mod.methyl)
+    data, adata = output(data, copy=copy, mod=mod, default=Key.mod.methyl)
     result = func(np.asarray(get_matrix(adata, layer))).astype(np.float32)
     if layer is None:
         adata.X = result

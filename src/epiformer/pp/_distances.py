@@ -14,7 +14,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_mod, doc_params
 from epiformer._logging import warn
 from epiformer._sequence import normalize_chrom
-from epiformer._utils import record_params, select_modality
+from epiformer._utils import output, record_params, select_modality
 from epiformer._validation import check_cpg_positions, first_items
 
 Encoding = Literal["signed_bp", "legacy_halving_2kb"]
@@ -162,8 +162,7 @@ def cpg_gene_distances(
     )
     matrix.sort_indices()
 
-    data = data.copy() if copy else data
-    methyl = select_modality(data, mod, default=Key.mod.methyl)
+    data, methyl = output(data, copy=copy, mod=mod, default=Key.mod.methyl)
     methyl.varm[key_added] = matrix
     record_params(
         methyl,

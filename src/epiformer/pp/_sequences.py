@@ -9,7 +9,7 @@ import numpy as np
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_mod, doc_params
 from epiformer._logging import warn
-from epiformer._utils import record_params, select_modality
+from epiformer._utils import output, record_params, select_modality
 from epiformer._validation import check_cpg_positions
 from epiformer.io import Genome, GenomeSegment
 
@@ -80,8 +80,7 @@ def cpg_sequences(
             "`var['pos']` is the 1-based position of the C.",
             UserWarning,
         )
-    data = data.copy() if copy else data
-    adata = select_modality(data, mod, default=Key.mod.methyl)
+    data, adata = output(data, copy=copy, mod=mod, default=Key.mod.methyl)
     adata.varm[key_added] = codes
     record_params(
         adata,

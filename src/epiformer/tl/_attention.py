@@ -13,7 +13,7 @@ from scipy import stats
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_data, doc_layer, doc_mod_methyl, doc_params
 from epiformer._logging import timed
-from epiformer._utils import output, record_params, renamed_options, select_modality
+from epiformer._utils import output, record_params, renamed_options
 
 if TYPE_CHECKING:
     import torch
@@ -122,9 +122,9 @@ def attention(
     from epiformer.models import methylgpt
 
     with timed("ef.tl.attention") as written:
-        methylgpt.check_methylgpt(model, batch_size)
-        methylgpt.check_missing_mode(missing)
-        adata = select_modality(data, mod, default=Key.mod.methyl)
+        adata, inputs = methylgpt.checked_inputs(
+            data, model, mod=mod, layer=layer, var_key=var_key, batch_size=batch_size, missing=missing
+        )
         n_layers = model.n_layers
         if not isinstance(encoder_layer, int | np.integer) or not -n_layers <= encoder_layer < n_layers:
             msg = f"`encoder_layer` must be an integer in [{-n_layers}, {n_layers - 1}], got {encoder_layer!r}."
@@ -133,7 +133,6 @@ def attention(
             msg = f"`n_top` must be a positive integer, got {n_top!r}."
             raise ValueError(msg)
         labels = _labels(adata, groupby)
-        inputs = methylgpt.prepare_inputs(adata, model, layer=layer, var_key=var_key)
         layer_index = int(encoder_layer) % n_layers
         per_sample, dev = methylgpt.attention(
             model,

@@ -10,7 +10,7 @@ from mudata import MuData
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_data, doc_layer, doc_mod_methyl, doc_params
 from epiformer._logging import timed
-from epiformer._utils import output, record_params, select_modality
+from epiformer._utils import output, record_params
 
 if TYPE_CHECKING:
     import torch
@@ -83,10 +83,8 @@ def embed(
     from epiformer.models import methylgpt
 
     with timed("ef.tl.embed") as written:
-        methylgpt.check_methylgpt(model, batch_size)
-        methylgpt.check_missing_mode(missing)
-        inputs = methylgpt.prepare_inputs(
-            select_modality(data, mod, default=Key.mod.methyl), model, layer=layer, var_key=var_key
+        _, inputs = methylgpt.checked_inputs(
+            data, model, mod=mod, layer=layer, var_key=var_key, batch_size=batch_size, missing=missing
         )
         emb, dev = methylgpt.embed(
             model, inputs, missing=missing, batch_size=int(batch_size), device=device, progress=progress

@@ -116,7 +116,7 @@ def finetune(
 
     Returns
     -------
-    A :class:`~epiformer.models.MethylGPTPredictor` (on the CPU, in evaluation mode) with its loss `history`.
+    A :class:`~epiformer.models.MethylGPTPredictor` (on the model's device, in evaluation mode) with its loss `history`.
     """
     from epiformer.models import methylgpt
 

@@ -118,7 +118,7 @@ def pretrain(
 
     Returns
     -------
-    The trained model (on the CPU, in evaluation mode) with `model.history`, a DataFrame of `epoch`, `train_loss`
+    The trained model (on the device it started on, in evaluation mode) with `model.history`, a DataFrame of `epoch`, `train_loss`
     and `val_loss` (plot it with :func:`epiformer.pl.training_history`). When `adata` is an in-memory AnnData,
     `uns['methylgpt_pretrain']` records the settings and the history.
     """

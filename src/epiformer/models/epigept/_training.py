@@ -234,7 +234,6 @@ def train(
         Subset(dataset, train_items.tolist()), batch_size=batch_size, shuffle=True, generator=generator
     )
     val_loader = DataLoader(Subset(dataset, val_items.tolist()), batch_size=batch_size) if len(val_items) else None
-    home = next(model.parameters()).device
     history = fit(
         EpiGePTModule(model, lr=lr),
         train=train_loader,
@@ -243,6 +242,5 @@ def train(
         precision=precision,
         **fit_options,
     )
-    model.to(home).eval()
     model.history = history_frame(history)
     return model.history

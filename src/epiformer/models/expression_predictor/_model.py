@@ -349,7 +349,6 @@ class ExpressionPredictor:
             max_time=max_time,
             **{"precision": "32-true", **trainer_options},
         )
-        self.network.cpu().eval()
         self.scaler = scaler
         self.history = history_frame(history)
         self.train_params = {

@@ -8,6 +8,7 @@ from ._config import MASK_VALUE, MISSING_VALUE, check_missing_mode
 from ._engine import (
     attention,
     check_methylgpt,
+    checked_inputs,
     embed,
     impute,
     prepare_inputs,
@@ -30,6 +31,7 @@ __all__ = [
     "MethylGPTVocab",
     "attention",
     "check_methylgpt",
+    "checked_inputs",
     "check_missing_mode",
     "embed",
     "finetune",

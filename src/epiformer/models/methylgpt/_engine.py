@@ -14,10 +14,12 @@ import numpy as np
 import torch
 from anndata import AnnData
 
+from epiformer._constants import Key
 from epiformer._probe_ids import vocab_coverage, warn_low_coverage
-from epiformer._utils import get_matrix, progress_bar, read_columns, to_dense_float
+from epiformer._utils import get_matrix, progress_bar, read_columns, select_modality, to_dense_float
 from epiformer._validation import check_betas, warn_all_missing_rows
 from epiformer.models._base import check_model, on_device
+from epiformer.models.methylgpt._config import check_missing_mode
 from epiformer.models.methylgpt._module import MethylGPT
 
 #: Rows read from the data matrix at a time.
@@ -103,6 +105,23 @@ def prepare_inputs(adata: AnnData, model: MethylGPT, *, layer: str | None, var_k
     has_value = np.where(n_observed > 0, 0.0, np.nan)[:, None]
     inputs.all_missing = warn_all_missing_rows(has_value, adata.obs_names, what="samples (among the model's CpGs)")
     return inputs
+
+
+def checked_inputs(
+    data: Any,
+    model: MethylGPT,
+    *,
+    mod: str | None,
+    layer: str | None,
+    var_key: str | None,
+    batch_size: int,
+    missing: str,
+) -> tuple[AnnData, ModelInputs]:
+    """The checks every MethylGPT tool makes, then the methylation AnnData (of a MuData: `mod`) and its inputs."""
+    check_methylgpt(model, batch_size)
+    check_missing_mode(missing)
+    adata = select_modality(data, mod, default=Key.mod.methyl)
+    return adata, prepare_inputs(adata, model, layer=layer, var_key=var_key)
 
 
 def read_all(inputs: ModelInputs) -> np.ndarray:

@@ -116,7 +116,6 @@ def finetune(
         gradient_clip_val=1.0,
         **fit_options,
     )
-    net.cpu().eval()
     return MethylGPTPredictor(
         net, target=spec.name, task=spec.task, classes=spec.classes, features=features, scale=scale, history=history
     )

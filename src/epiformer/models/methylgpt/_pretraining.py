@@ -308,7 +308,6 @@ def pretrain(
         use_distributed_sampler=False,  # the module shards the samples itself, seeded per epoch
         **fit_options,
     )
-    model.cpu().eval()
     return provenance(
         model,
         inputs,
