@@ -91,7 +91,7 @@ def test_save_and_load_without_pickle(trained, tmp_path):
     expected = model.predict(expr, cpgs=np.arange(50))
     alone = ef.models.ExpressionPredictor.load(folder)
     np.testing.assert_allclose(alone.predict(expr, cpgs=np.arange(50)), expected, atol=1e-6)
-    assert alone.mdata is None and alone.is_trained and alone.source["path"] == str(folder.resolve())
+    assert alone.mdata is None and alone.is_trained and alone.checkpoint["path"] == str(folder.resolve())
     # the training history survives the round trip
     assert list(model.history.columns) == ["epoch", "train_loss", "val_loss"] and len(model.history) >= 5
     pd.testing.assert_frame_equal(alone.history, model.history, check_dtype=False)

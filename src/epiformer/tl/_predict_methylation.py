@@ -85,7 +85,7 @@ def predict_methylation(
         "device": device,
         "progress": progress,
     }
-    params = {"architecture": model.architecture, "layer": layer, "checkpoint": model.source.get("path")}
+    params = {"architecture": model.architecture, "layer": layer, "checkpoint": model.checkpoint.get("path")}
     with timed("ef.tl.predict_methylation") as written:
         if isinstance(data, AnnData):
             betas, coords, n_missing = predict_expression_only(data, model, cpgs=cpgs, layer=layer, **options)

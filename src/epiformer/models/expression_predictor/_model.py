@@ -119,6 +119,8 @@ class ExpressionPredictor:
         The expression scaling (`None` before training).
     history
         One row per training epoch: ``epoch``, ``train_loss``, ``val_loss`` (masked MAE).
+    checkpoint
+        Where a loaded model came from (`path`, `sha256`); empty for a model trained in this session.
     mdata
         The training data (`None` for a loaded model).
     """
@@ -183,7 +185,7 @@ class ExpressionPredictor:
         self.scaler: ExpressionScaler | None = None
         self.history = history_frame(None)
         self.train_params: dict[str, Any] = {}
-        self.source: dict[str, str] = {}
+        self.checkpoint: dict[str, str] = {}
         self.mdata = mdata
 
     def _build_network(self) -> nn.Module:
@@ -513,6 +515,6 @@ class ExpressionPredictor:
         model.network.to(resolve_device(device)).eval()
         model.history = history_frame(saved.get("history"))
         model.train_params = saved.get("training", {})
-        model.source = source
+        model.checkpoint = source
         model.mdata = None
         return model
