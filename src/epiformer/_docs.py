@@ -34,6 +34,22 @@ doc_mod = """\
 mod
     With a :class:`~mudata.MuData`, the modality to use; ignored for an :class:`~anndata.AnnData`."""
 
+doc_var_key = """\
+var_key
+    Column of `var` holding the probe IDs; `None` uses `var_names`."""
+
+doc_model_run = """\
+batch_size
+    Samples per forward pass.
+device
+    ``"auto"`` (CUDA, then MPS, then CPU), or any :class:`torch.device` specification; the model is moved there
+    for the call and back afterwards."""
+
+doc_missing = """\
+missing
+    How vocabulary CpGs absent from the data enter: ``"mask"`` leaves them out (never attended, as in pretraining),
+    ``"legacy"`` gives them value -2 and attends them, as the authors' tutorials do."""
+
 doc_random_state = """\
 random_state
     Seed (or :class:`numpy.random.Generator`) for everything random in the call."""

@@ -11,7 +11,16 @@ from mudata import MuData
 from scipy import stats
 
 from epiformer._constants import Key
-from epiformer._docs import doc_copy, doc_data, doc_layer, doc_mod_methyl, doc_params
+from epiformer._docs import (
+    doc_copy,
+    doc_data,
+    doc_layer,
+    doc_missing,
+    doc_mod_methyl,
+    doc_model_run,
+    doc_params,
+    doc_var_key,
+)
 from epiformer._logging import timed
 from epiformer._utils import output, record_params, renamed_options
 
@@ -51,7 +60,15 @@ def _group_table(per_sample: np.ndarray, labels: pd.Categorical, cpgs: pd.Index,
     return pd.concat(frames, ignore_index=True)
 
 
-@doc_params(data=doc_data, layer=doc_layer, copy=doc_copy, mod=doc_mod_methyl)
+@doc_params(
+    data=doc_data,
+    layer=doc_layer,
+    copy=doc_copy,
+    mod=doc_mod_methyl,
+    var_key=doc_var_key,
+    model_run=doc_model_run,
+    missing=doc_missing,
+)
 @renamed_options(adata="data")
 def attention(
     data: AnnData | MuData,
@@ -91,17 +108,12 @@ def attention(
     encoder_layer
         Index of the encoder layer whose attention is read (negative counts from the last).
     {layer}
-    var_key
-        `var` column holding the probe IDs, if not `var_names`.
+    {var_key}
     {mod}
-    missing
-        ``"mask"`` (missing CpGs are not attended, as in pretraining) or ``"legacy"`` (attended with value -2).
+    {missing}
     n_top
         CpGs listed per group.
-    batch_size
-        Samples per forward pass.
-    device
-        ``"auto"`` (CUDA, then MPS, then CPU) or any :class:`torch.device` specification.
+    {model_run}
     progress
         Show a progress bar.
     key_added

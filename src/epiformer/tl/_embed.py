@@ -8,7 +8,16 @@ from anndata import AnnData
 from mudata import MuData
 
 from epiformer._constants import Key
-from epiformer._docs import doc_copy, doc_data, doc_layer, doc_mod_methyl, doc_params
+from epiformer._docs import (
+    doc_copy,
+    doc_data,
+    doc_layer,
+    doc_missing,
+    doc_mod_methyl,
+    doc_model_run,
+    doc_params,
+    doc_var_key,
+)
 from epiformer._logging import timed
 from epiformer._utils import output, record_params
 
@@ -18,7 +27,15 @@ if TYPE_CHECKING:
     from epiformer.models import MethylGPT
 
 
-@doc_params(data=doc_data, layer=doc_layer, copy=doc_copy, mod=doc_mod_methyl)
+@doc_params(
+    data=doc_data,
+    layer=doc_layer,
+    copy=doc_copy,
+    mod=doc_mod_methyl,
+    var_key=doc_var_key,
+    model_run=doc_model_run,
+    missing=doc_missing,
+)
 def embed(
     data: AnnData | MuData,
     model: MethylGPT,
@@ -54,15 +71,10 @@ def embed(
         A MethylGPT, for example from :meth:`epiformer.models.MethylGPT.from_pretrained`. It is moved to
         `device` for the call and back afterwards.
     {layer}
-    var_key
-        Column of `var` holding the probe IDs; `None` uses `var_names`.
+    {var_key}
     {mod}
-    batch_size
-        Samples per forward pass.
-    device
-        ``"auto"`` (CUDA, then MPS, then CPU), or any :class:`torch.device` specification.
-    missing
-        ``"mask"`` (missing CpGs are not attended) or ``"legacy"`` (attended with value -2).
+    {model_run}
+    {missing}
     key_added
         `obsm` key of the embedding.
     progress
