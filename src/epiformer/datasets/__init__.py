@@ -1,5 +1,6 @@
 """Datasets: real data bundled with the package and seeded synthetic generators with a known answer."""
 
+# GenomeSegment lives in `ef.io`; `ef.datasets.GenomeSegment` keeps working for existing code.
 from epiformer.io import GenomeSegment
 
 from ._real import (
@@ -15,7 +16,6 @@ from ._synthetic_methylome import synthetic_methylome
 from ._synthetic_multiome import synthetic_multiome, synthetic_spatial
 
 __all__ = [
-    "GenomeSegment",
     "blood_gse41169",
     "geo_series_matrix_example",
     "hg19_chr22_segment",

@@ -37,7 +37,7 @@ def cpg_sequences(
     data
         :class:`~anndata.AnnData` or :class:`~mudata.MuData` whose CpGs are the variables.
     fasta
-        Indexed FASTA path, an :class:`epiformer.io.Genome`, or a :class:`epiformer.datasets.GenomeSegment`
+        Indexed FASTA path, an :class:`epiformer.io.Genome`, or a :class:`epiformer.io.GenomeSegment`
         such as :func:`epiformer.datasets.hg19_chr22_segment` (its region is used).
     {mod}
         Default ``"methyl"``.
