@@ -337,3 +337,24 @@ def test_training_batches_are_shared_out_between_ranks(monkeypatch):
         monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
         shares.append(_shard(items))
     assert shares == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]  # equal lengths: no rank waits for another
+
+
+def test_trains_in_32_bit_unless_asked(synthetic_small, monkeypatch):
+    """The shared trainer would pick bf16 on CUDA; the expression predictor keeps the published 32-bit training."""
+    from epiformer import _lightning
+
+    seen = {}
+
+    def fake_fit(module, **options):
+        seen.update(options)
+        return pd.DataFrame({"epoch": [0], "train_loss": [0.1], "val_loss": [0.1]})
+
+    monkeypatch.setattr(_lightning, "fit", fake_fit)
+    mdata = synthetic_small.copy()
+    ef.pp.cpg_sequences(mdata, mdata.uns["synthetic"]["fasta"], flank=50)
+    ef.pp.cpg_gene_distances(mdata)
+    ef.pp.split_pairs(mdata, random_state=0)
+    model = ef.tl.fit_expression_predictor(mdata, max_epochs=1, progress=False)
+    assert seen["precision"] == "32-true" and seen["restore_best"] is True
+    model.train(max_epochs=1, progress=False, precision="bf16-mixed")
+    assert seen["precision"] == "bf16-mixed"

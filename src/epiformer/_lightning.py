@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import warnings
 from collections.abc import Iterator, Sequence
@@ -61,7 +60,7 @@ class BestWeights(L.Callback):
         loss = trainer.callback_metrics.get("val_loss")
         if loss is not None and float(loss) < self.best and not trainer.sanity_checking:
             self.best = float(loss)
-            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.state_dict().items()})
+            self.state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.state is not None:
@@ -95,8 +94,7 @@ def fit(
     module
         Logs ``train_loss`` (and ``val_loss`` when it validates) once per epoch.
     train, val
-        Training and validation dataloaders; `train` may be a :class:`~lightning.pytorch.LightningDataModule`,
-        or `None` when the module provides its own loaders.
+        Training and validation dataloaders; `None` when the module provides its own loaders.
     max_epochs
         Longest run.
     random_state
@@ -133,7 +131,7 @@ def fit(
         precision = "bf16-mixed" if cuda else "32-true"
     history = HistoryCallback()
     run_callbacks: list[L.Callback] = [history, *callbacks]
-    validates = val is not None or isinstance(train, L.LightningDataModule) or train is None
+    validates = val is not None or train is None  # without loaders, the module's own include validation
     if validates and early_stopping_patience is not None:
         run_callbacks.append(EarlyStopping(monitor="val_loss", patience=early_stopping_patience, mode="min"))
     if validates and restore_best:
@@ -160,12 +158,7 @@ def fit(
             callbacks=run_callbacks,
             **options,
         )
-        if isinstance(train, L.LightningDataModule):
-            trainer.fit(module, datamodule=train, ckpt_path=ckpt_path)
-        elif train is None:
-            trainer.fit(module, ckpt_path=ckpt_path)
-        else:
-            trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt_path)
+        trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt_path)
     module.to(home).eval()
     logger.info("trained %d epochs on %d process(es)", trainer.current_epoch, trainer.world_size)
     return pd.DataFrame(history.rows)

@@ -69,6 +69,11 @@ class _EncoderLayer(nn.Module):
         return self.ffn_norm(x + F.dropout(self.ffn_out(F.gelu(self.ffn_in(x))), p, self.training))
 
 
+_CHECKPOINT_INFO_RENAMED = (
+    "`EpiGePT.checkpoint_info` is renamed `EpiGePT.checkpoint`; the old name will be removed in the next release."
+)
+
+
 class EpiGePT(nn.Module):
     """EpiGePT: chromatin signals per 128-bp bin from 128 kb of DNA and the TF activity of a cell context.
 
@@ -115,18 +120,12 @@ class EpiGePT(nn.Module):
     @property
     def checkpoint_info(self) -> dict[str, Any]:
         """Deprecated alias of :attr:`checkpoint`."""
-        warn(
-            "`EpiGePT.checkpoint_info` is renamed `EpiGePT.checkpoint`; the old name will be removed in the next release.",
-            FutureWarning,
-        )
+        warn(_CHECKPOINT_INFO_RENAMED, FutureWarning)
         return self.checkpoint
 
     @checkpoint_info.setter
     def checkpoint_info(self, value: dict[str, Any]) -> None:
-        warn(
-            "`EpiGePT.checkpoint_info` is renamed `EpiGePT.checkpoint`; the old name will be removed in the next release.",
-            FutureWarning,
-        )
+        warn(_CHECKPOINT_INFO_RENAMED, FutureWarning)
         self.checkpoint = value
 
     def reset_parameters(self) -> None:

@@ -238,6 +238,7 @@ class ExpressionPredictor:
         early_stopping_patience: int | None = 5,
         accelerator: str = "auto",
         devices: int | list[int] | str = "auto",
+        precision: str = "32-true",
         random_state: int | None = 0,
         progress: bool = True,
         max_time: float | None = None,
@@ -278,9 +279,10 @@ class ExpressionPredictor:
             Show a progress bar.
         max_time
             Wall-clock budget in seconds; `None` for none.
+        precision
+            Lightning precision (the network trains in 32-bit by default, on any device).
         **trainer_options
-            Passed to :func:`lightning.pytorch.Trainer` (e.g. ``strategy``, ``num_nodes``, ``precision``,
-            ``limit_train_batches``).
+            Passed to :func:`lightning.pytorch.Trainer` (e.g. ``strategy``, ``num_nodes``, ``limit_train_batches``).
         """
         from torch.utils.data import DataLoader
 
@@ -349,7 +351,8 @@ class ExpressionPredictor:
             early_stopping_patience=early_stopping_patience if val is not None else None,
             restore_best=True,
             max_time=max_time,
-            **{"precision": "32-true", **trainer_options},
+            precision=precision,
+            **trainer_options,
         )
         self.scaler = scaler
         self.history = history_frame(history)
