@@ -1,5 +1,7 @@
 # Two commands for a new user: `make demo` and `make test`. Each does its own set-up.
 PYTHON ?= python3.11
+# the newest-release legs of `make test-matrix`
+PYTHON_NEWEST ?= python3.12 python3.13
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -7,7 +9,7 @@ STAMP  := $(VENV)/.installed
 export MPLBACKEND := agg
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test lint unit docs bench clean
+.PHONY: demo test lint unit docs bench test-matrix test-wheel clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -36,8 +38,18 @@ docs: $(STAMP)
 	rm -rf docs/_build docs/generated
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
+# The default suite in fresh environments: Python 3.11 with the lowest declared releases, then the newest releases
+# on each of $(PYTHON_NEWEST). Logs with pip freeze and times in matrix-logs/.
+test-matrix:
+	.ci/matrix lowest $(PYTHON)
+	for python in $(PYTHON_NEWEST); do .ci/matrix newest $$python || exit 1; done
+
+# Builds the sdist and wheel, checks them, installs the wheel outside the checkout and runs a smoke test there.
+test-wheel: $(STAMP)
+	.ci/wheel $(PY) $(PYTHON)
+
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
 
 clean:
-	rm -rf docs/_build docs/generated demo_output .pytest_cache
+	rm -rf docs/_build docs/generated demo_output .pytest_cache dist matrix-logs .venv-*

@@ -90,7 +90,7 @@ def _snapshot(data: AnnData | md.MuData) -> Any:
         "X": np.array(data.X, copy=True),
         "obs": data.obs.copy(),
         "var": data.var.copy(),
-        "keys": {slot: sorted(getattr(data, slot)) for slot in ("obsm", "varm", "layers", "uns")},
+        "keys": {slot: sorted(getattr(data, slot), key=str) for slot in ("obsm", "varm", "layers", "uns")},
     }
 
 

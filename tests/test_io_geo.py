@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import shutil
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,7 +35,10 @@ def test_series_matrix_gz_and_roundtrip(tmp_path):
         shutil.copyfileobj(fin, fout)
     adata = ef.io.read_geo_series_matrix(tmp_path / "x_series_matrix.txt.gz")
     assert adata.shape == (5, 37)
+    assert "contact_zip_postal_code" in adata.uns["geo_series"]  # "/" separates groups in .h5ad files
     adata.write_h5ad(tmp_path / "x.h5ad")  # every obs column and uns entry is writable
+    back = ad.read_h5ad(tmp_path / "x.h5ad")
+    assert back.uns["geo_series"]["contact_zip_postal_code"] == adata.uns["geo_series"]["contact_zip_postal_code"]
 
 
 def test_series_matrix_without_table(tmp_path):

@@ -29,6 +29,11 @@ def package_version() -> str:
         return "unknown"
 
 
+def layer_names(adata: AnnData) -> list[str]:
+    """The named layers of `adata`, without the ``None`` entry for ``.X`` that anndata 0.13 lists among them."""
+    return [name for name in adata.layers.keys() if name is not None]
+
+
 def get_matrix(adata: AnnData, layer: str | None = None):
     """Return ``adata.layers[layer]`` (or ``.X`` for `None`) with a clear error when the layer is absent."""
     if layer is None:
@@ -36,8 +41,8 @@ def get_matrix(adata: AnnData, layer: str | None = None):
             msg = "`adata.X` is empty; pass `layer=` to choose the matrix."
             raise ValueError(msg)
         return adata.X
-    if layer not in adata.layers:
-        msg = f"Layer {layer!r} not found; available layers: {sorted(adata.layers)}."
+    if layer not in layer_names(adata):
+        msg = f"Layer {layer!r} not found; available layers: {sorted(layer_names(adata))}."
         raise KeyError(msg)
     return adata.layers[layer]
 

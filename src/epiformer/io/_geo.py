@@ -28,6 +28,11 @@ def _typed(values: list[str | None]) -> pd.Series:
     return series.astype("category")
 
 
+def _storable(name: str) -> str:
+    """`name` with ``/`` (the group separator of .h5ad / .zarr files) replaced, so it can be a column or `uns` key."""
+    return name.replace("/", "_")
+
+
 def _parse_header(lines: list[list[str]]) -> tuple[dict[str, object], dict[str, list[str | None]], list[str]]:
     series: dict[str, list[str]] = defaultdict(list)
     fields: dict[str, list[list[str]]] = defaultdict(list)
@@ -55,9 +60,8 @@ def _parse_header(lines: list[list[str]]) -> tuple[dict[str, object], dict[str, 
                 key = key.strip() if key.strip() not in columns else f"{key.strip()}_characteristic"
                 keyed[key][i] = value.strip()
     columns.update(keyed)
-    # "/" separates groups in .h5ad / .zarr files, so it cannot stand in a column name
-    columns = {name.replace("/", "_"): vals for name, vals in columns.items()}
-    meta = {k: v[0] if len(v) == 1 else v for k, v in series.items()}
+    columns = {_storable(name): vals for name, vals in columns.items()}
+    meta = {_storable(k): v[0] if len(v) == 1 else v for k, v in series.items()}
     return meta, columns, samples
 
 

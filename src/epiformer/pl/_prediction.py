@@ -51,7 +51,7 @@ def prediction(
     scores = evaluate(adata, truth=truth, pred=pred, split=split, split_key=split_key).iloc[0]
     rows = adata.obs[truth].notna().to_numpy()
     if split is not None:
-        rows &= (adata.obs[split_key] == split).to_numpy()
+        rows = rows & (adata.obs[split_key] == split).to_numpy()
     ax = _axes(ax)
     if "medae" in scores:
         x, y = adata.obs[truth].to_numpy(float)[rows], adata.obs[pred].to_numpy(float)[rows]

@@ -10,6 +10,7 @@ from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._sequence import normalize_chrom, parse_regions
+from epiformer._utils import layer_names
 from epiformer._validation import first_items
 
 if TYPE_CHECKING:
@@ -50,11 +51,11 @@ def tracks(
         msg = "`pred` must be the AnnData returned by `ef.tl.predict_epigenome` (var: chrom, start, end)."
         raise ValueError(msg)
     recorded = pred.uns.get(Key.uns.epigept, {}).get("signals")
-    available = [str(s) for s in recorded] if recorded is not None else list(pred.layers)
+    available = [str(s) for s in recorded] if recorded is not None else layer_names(pred)
     signals = list(available if signals is None else signals)
-    unknown = [s for s in signals if s not in pred.layers]
+    unknown = [s for s in signals if s not in layer_names(pred)]
     if unknown or not signals:
-        msg = f"Signals {first_items(unknown)} are not layers of `pred`; available: {list(pred.layers)}."
+        msg = f"Signals {first_items(unknown)} are not layers of `pred`; available: {layer_names(pred)}."
         raise KeyError(msg)
     names = [str(c) for c in pred.obs_names]
     contexts = names[:10] if contexts is None else [str(c) for c in contexts]

@@ -12,7 +12,7 @@ from anndata import AnnData
 from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_layer, doc_params
 from epiformer._probe_ids import SUFFIX, collapse_suffixes, match_vocab, var_ids, vocab_coverage
-from epiformer._utils import get_matrix, read_columns, to_dense_float
+from epiformer._utils import get_matrix, layer_names, read_columns, to_dense_float
 from epiformer._validation import first_items
 
 
@@ -79,8 +79,8 @@ def harmonize_probes(adata: AnnData, *, var_key: str | None = None) -> AnnData:
     )
     out.var_names = pd.Index(uniques, dtype=str)
     out.var[Key.var.n_probes_merged] = counts
-    for name, layer in adata.layers.items():
-        out.layers[name] = _group_mean(to_dense_float(layer), codes, first, counts)
+    for name in layer_names(adata):
+        out.layers[name] = _group_mean(to_dense_float(adata.layers[name]), codes, first, counts)
     out.uns[Key.uns.harmonize] = {
         "n_input": int(len(raw)),
         "n_output": int(n_out),

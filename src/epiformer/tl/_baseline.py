@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal
 
 import numpy as np
@@ -17,6 +18,15 @@ from epiformer._utils import get_matrix, renamed_options, select_modality, to_de
 from epiformer._validation import check_betas
 from epiformer.models import Predictor
 from epiformer.pp import align_to_vocab
+
+
+def _settled_defaults(estimator: type, **values: Any) -> dict[str, Any]:
+    """`values` for the options whose default this scikit-learn release is changing (its default is ``"warn"``).
+
+    Older releases, where the option is absent or not in transition, keep their own default.
+    """
+    defaults = inspect.signature(estimator).parameters
+    return {name: value for name, value in values.items() if name in defaults and defaults[name].default == "warn"}
 
 
 class BaselinePredictor(Predictor):
@@ -117,7 +127,12 @@ def fit_baseline(
             name = "elasticnet"
         else:
             model = LogisticRegressionCV(
-                Cs=8, cv=min(5, int(np.bincount(y).min())), max_iter=2000, random_state=random_state
+                Cs=8,
+                cv=min(5, int(np.bincount(y).min())),
+                max_iter=2000,
+                scoring="accuracy",
+                random_state=random_state,
+                **_settled_defaults(LogisticRegressionCV, l1_ratios=(0.0,), use_legacy_attributes=False),
             )
             name = "logistic"
         pipeline = make_pipeline(imputer, StandardScaler(), model).fit(X, y)

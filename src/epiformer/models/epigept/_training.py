@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from epiformer._constants import Key
 from epiformer._lightning import fit
 from epiformer._sequence import normalize_chrom, one_hot
-from epiformer._utils import split_rows, to_dense_float
+from epiformer._utils import layer_names, split_rows, to_dense_float
 from epiformer.io import Genome
 from epiformer.models._base import history_frame
 from epiformer.models.epigept._engine import motif_source
@@ -156,11 +156,11 @@ def training_data(
         Sequence and motif source (see :func:`motif_source`).
     """
     cfg = model.config
-    signals = [s for s in cfg.signals if s in tracks.layers]
+    signals = [s for s in cfg.signals if s in layer_names(tracks)]
     if not signals:
         msg = (
             f"`tracks` has no layer named after a model signal; expected some of {list(cfg.signals)}, "
-            f"found {list(tracks.layers)}."
+            f"found {layer_names(tracks)}."
         )
         raise ValueError(msg)
     windows, window_of, offsets = track_windows(tracks, cfg.bin_size, cfg.n_bins)
