@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from epiformer.models import EpiGePTConfig
+
+SAFE_LOADER = hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint")
+needs_safe_loader = pytest.mark.skipif(
+    not SAFE_LOADER, reason="reading Lightning checkpoints with allow-listed classes needs torch>=2.5"
+)
 
 
 class PublishedConvModule(nn.Module):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
-from epigept_published import PublishedEpiGePT, perturb, save_lightning_checkpoint, small_config
+from epigept_published import PublishedEpiGePT, needs_safe_loader, perturb, save_lightning_checkpoint, small_config
 
 from epiformer.models import EpiGePT, EpiGePTConfig
 from epiformer.models._base import sha256
@@ -92,6 +92,7 @@ def test_forward_shapes_and_errors():
         model(long_seq, long_tf)
 
 
+@needs_safe_loader
 @pytest.mark.parametrize("head_hidden", [16, None], ids=["hg38-layout", "hg19-layout"])
 def test_parity_with_published_bertmodel(tmp_path, head_hidden):
     """Same weights, same inputs: the published BertModel network and ours agree to float32 precision."""
@@ -112,6 +113,7 @@ def test_parity_with_published_bertmodel(tmp_path, head_hidden):
     assert expected.abs().max() > 0.1  # a real comparison, not two zero tensors
 
 
+@needs_safe_loader
 def test_parity_full_published_release(tmp_path):
     """The hg38 release shape (71,343,376 parameters) on a full 128-kb window."""
     config = EpiGePTConfig()
@@ -125,6 +127,7 @@ def test_parity_full_published_release(tmp_path):
     assert diff <= TOL, diff
 
 
+@needs_safe_loader
 def test_checkpoint_keys_renamed_and_dnase_variant(tmp_path):
     # hg19 `EpiGePT` class: transformermodule.* and multitaskmodule.linear
     config = small_config(head_hidden=None)
@@ -155,6 +158,7 @@ def test_checkpoint_keys_renamed_and_dnase_variant(tmp_path):
         assert (net(seq, tf) - model(seq, tf)).abs().max() <= TOL
 
 
+@needs_safe_loader
 def test_loader_is_strict(tmp_path):
     config = small_config()
     net = perturb(PublishedEpiGePT(config))
@@ -181,6 +185,7 @@ def test_loader_is_strict(tmp_path):
     assert config_from_state(wide, n_heads=4).n_tfs == 711
 
 
+@needs_safe_loader
 def test_tf_names_from_file(tmp_path):
     config = small_config()
     net = _published_checkpoint(config, tmp_path / "model.ckpt")
@@ -191,6 +196,7 @@ def test_tf_names_from_file(tmp_path):
     assert net is not None
 
 
+@needs_safe_loader
 def test_save_pretrained_roundtrips(tmp_path):
     config = small_config(tf_names=tuple(f"TF{i}" for i in range(7)))
     torch.manual_seed(1)
@@ -230,6 +236,7 @@ def test_save_pretrained_roundtrips(tmp_path):
         model.save_pretrained(tmp_path / "x", format="pickle")
 
 
+@needs_safe_loader
 def test_callback_state_with_numpy_scalars_loads(tmp_path):
     config = small_config()
     net = perturb(PublishedEpiGePT(config))

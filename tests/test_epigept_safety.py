@@ -11,7 +11,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from epigept_published import PublishedEpiGePT, small_config
+from epigept_published import SAFE_LOADER, PublishedEpiGePT, needs_safe_loader, small_config
 
 from epiformer.models import EpiGePT
 
@@ -31,6 +31,7 @@ def _checkpoint(marker: Path) -> dict:
     return {"state_dict": state, "epoch": 1, "callbacks": {"payload": _Payload(marker)}}
 
 
+@needs_safe_loader
 @pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
 def test_malicious_checkpoint_is_refused_without_running(tmp_path, zip_format):
     marker = tmp_path / "marker.txt"
@@ -49,6 +50,7 @@ def test_malicious_checkpoint_is_refused_without_running(tmp_path, zip_format):
     assert marker.read_text() == "pwned"
 
 
+@needs_safe_loader
 def test_unknown_class_is_refused(tmp_path):
     import fractions
 
@@ -58,6 +60,7 @@ def test_unknown_class_is_refused(tmp_path):
         EpiGePT.from_pretrained(path)
 
 
+@needs_safe_loader
 def test_plain_pickle_is_not_a_checkpoint(tmp_path):
     marker = tmp_path / "marker.txt"
     path = tmp_path / "plain.pkl"
@@ -65,3 +68,11 @@ def test_plain_pickle_is_not_a_checkpoint(tmp_path):
     with pytest.raises((ValueError, RuntimeError)):
         EpiGePT.from_pretrained(path, n_heads=4)
     assert not marker.exists()
+
+
+@pytest.mark.skipif(SAFE_LOADER, reason="torch>=2.5 has the restricted loader")
+def test_old_torch_refuses_lightning_checkpoints_with_the_version_to_install(tmp_path):
+    path = tmp_path / "epigept.ckpt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(ImportError, match=r"needs torch>=2.5"):
+        EpiGePT.from_pretrained(path)

@@ -93,6 +93,13 @@ def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         msg = f"No such checkpoint file: {path}"
         raise FileNotFoundError(msg)
+    if not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):
+        msg = (
+            f"Reading the Lightning checkpoint {path.name} safely needs torch>=2.5 (its loader with allow-listed "
+            f"classes); this is torch {torch.__version__}. Upgrade torch, or load a folder written by "
+            "`EpiGePT.save_pretrained`."
+        )
+        raise ImportError(msg)
     if zipfile.is_zipfile(path):
         # static disassembly of the pickle: no object is built
         with torch.serialization.safe_globals(_ALLOWED):
