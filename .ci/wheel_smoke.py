@@ -18,8 +18,9 @@ assert "torch" not in sys.modules, "import epiformer imported torch"
 blood = ef.datasets.blood_gse41169()
 assert blood.shape == (10, 20_000), blood.shape
 assert ef.datasets.pbmc_small().n_obs > 0
-genome = ef.datasets.hg19_chr22_segment()
-assert Path(genome).is_file() and Path(f"{genome}.fai").is_file(), genome
+segment = ef.datasets.hg19_chr22_segment()
+assert site in segment.fasta.resolve().parents, segment.fasta
+assert segment.fasta.is_file() and Path(f"{segment.fasta}.fai").is_file(), segment.fasta
 
 probes = list(blood.var_names[:200])
 model = ef.models.MethylGPT(ef.models.MethylGPTVocab.from_probes(probes), d_model=16, n_layers=1, n_heads=2)
