@@ -27,8 +27,8 @@ demo: $(STAMP)
 test: $(STAMP) lint unit docs
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks tutorials docs demo
-	$(VENV)/bin/ruff format --check src tests benchmarks demo
+	$(VENV)/bin/ruff check src tests benchmarks tutorials docs demo .ci
+	$(VENV)/bin/ruff format --check src tests benchmarks demo .ci
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q

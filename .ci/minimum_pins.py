@@ -1,5 +1,7 @@
 """Print the package's declared lower bounds as exact pins, one per line (``name>=1.2`` -> ``name==1.2``).
 
+Usage: ``minimum_pins.py PYPROJECT [EXTRA ...]``: the runtime dependencies and those of the named extras.
+
 The lowest leg of ``make test-matrix`` installs with these as pip constraints, so the bounds in
 ``pyproject.toml`` are the versions that were tested.
 """
@@ -12,9 +14,10 @@ from pathlib import Path
 BOUND = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:\[[^\]]*\])?\s*>=\s*([^,;\s]+)")
 
 
-def main(pyproject: Path) -> None:
-    """Write one ``name==version`` line for each runtime dependency of `pyproject`."""
-    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+def main(pyproject: Path, extras: list[str]) -> None:
+    """Write one ``name==version`` line for each runtime dependency of `pyproject` and of its `extras`."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    dependencies = project["dependencies"] + [r for extra in extras for r in project["optional-dependencies"][extra]]
     for requirement in dependencies:
         match = BOUND.match(requirement)
         if match is None:
@@ -23,4 +26,4 @@ def main(pyproject: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "pyproject.toml"))
+    main(Path(sys.argv[1]), sys.argv[2:])
