@@ -15,7 +15,7 @@ $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-# torch is pinned to the CPU build for the test environment; the package itself needs torch>=2.1.
+# torch is pinned for the test environment (the CPU build where pip finds it locally); the package needs torch>=2.1.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[test,doc,bench]"

@@ -7,8 +7,8 @@ Use it as ``import epiformer as ef``: readers in :mod:`epiformer.io`, bundled an
 
 from . import datasets, io, models, pl, pp, tl
 from ._constants import Key
-from ._utils import package_version
+from ._utils import package_version as _package_version
 
-__version__ = package_version()
+__version__ = _package_version()
 
 __all__ = ["Key", "datasets", "io", "models", "pl", "pp", "tl"]
