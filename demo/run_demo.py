@@ -68,7 +68,7 @@ def epigept(out: Path) -> None:
     effect = ef.tl.variant_effect(contexts, model, variants=variants, fasta=segment, progress=False)
     effect.to_df().T.to_csv(out / "epigept_variant_effect.csv")
     print(
-        f"  {contexts.n_obs} contexts x {pred.n_vars} bins x {len(pred.layers)} signals (random weights, small network)"
+        f"  {contexts.n_obs} contexts x {pred.n_vars} bins x {len(model.config.signals)} signals (random weights, small network)"
     )
     print(f"  wrote epigept_chr22_tracks.h5ad / .png and epigept_variant_effect.csv under {out}")
 
