@@ -72,7 +72,9 @@ def test_plain_pickle_is_not_a_checkpoint(tmp_path):
 
 @pytest.mark.skipif(SAFE_LOADER, reason="torch>=2.5 has the restricted loader")
 def test_old_torch_refuses_lightning_checkpoints_with_the_version_to_install(tmp_path):
-    path = tmp_path / "epigept.ckpt"
-    torch.save({"state_dict": {}}, path)
+    marker = tmp_path / "marker.txt"
+    path = tmp_path / "evil.ckpt"
+    torch.save(_checkpoint(marker), path)
     with pytest.raises(ImportError, match=r"needs torch>=2.5"):
-        EpiGePT.from_pretrained(path)
+        EpiGePT.from_pretrained(path, n_heads=4)
+    assert not marker.exists()  # refused before anything in the file is read

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 
 import matplotlib
@@ -15,6 +16,7 @@ from anndata import AnnData
 
 import epiformer as ef
 from epiformer._targets import resolve_target
+from epiformer.tl._baseline import _settled_defaults
 from epiformer.tl._metrics import classification_metrics, regression_metrics
 
 
@@ -76,7 +78,10 @@ def test_elasticnet_clock_recovers_age(cohort):
 
 
 def test_logistic_baseline_disease(cohort):
-    model = ef.tl.fit_baseline(cohort, target="disease", method="logistic")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FutureWarning)
+        model = ef.tl.fit_baseline(cohort, target="disease", method="logistic")
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)]  # scikit-learn's changing defaults are set
     out = ef.tl.predict(cohort, model, key_added="dis", copy=True)
     assert "dis" not in cohort.obs  # copy=True leaves the input alone
     proba = out.obsm["dis_proba"]
@@ -85,6 +90,14 @@ def test_logistic_baseline_disease(cohort):
     assert out.obs["dis"].dtype == "category"
     scores = ef.tl.evaluate(out, truth="disease", pred="dis")
     assert scores.loc["dis", "auroc"] > 0.9 and scores.loc["dis", "balanced_accuracy"] > 0.8
+
+
+def test_settled_defaults_only_for_options_in_transition():
+    class Estimator:
+        def __init__(self, *, changing="warn", settled=None):
+            pass
+
+    assert _settled_defaults(Estimator, changing=1, settled=2, absent=3) == {"changing": 1}
 
 
 def test_baseline_missing_cpgs_warns(cohort):

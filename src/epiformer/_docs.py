@@ -50,6 +50,17 @@ missing
     How vocabulary CpGs absent from the data enter: ``"mask"`` leaves them out (never attended, as in pretraining),
     ``"legacy"`` gives them value -2 and attends them, as the authors' tutorials do."""
 
+doc_methylgpt_run = {
+    "data": doc_data,
+    "layer": doc_layer,
+    "copy": doc_copy,
+    "mod": doc_mod_methyl,
+    "var_key": doc_var_key,
+    "model_run": doc_model_run,
+    "missing": doc_missing,
+}
+"""Parameter text shared by the tools that run MethylGPT over samples (`embed`, `impute`, `attention`)."""
+
 doc_random_state = """\
 random_state
     Seed (or :class:`numpy.random.Generator`) for everything random in the call."""

@@ -41,8 +41,9 @@ def get_matrix(adata: AnnData, layer: str | None = None):
             msg = "`adata.X` is empty; pass `layer=` to choose the matrix."
             raise ValueError(msg)
         return adata.X
-    if layer not in layer_names(adata):
-        msg = f"Layer {layer!r} not found; available layers: {sorted(layer_names(adata))}."
+    names = layer_names(adata)
+    if layer not in names:
+        msg = f"Layer {layer!r} not found; available layers: {sorted(names)}."
         raise KeyError(msg)
     return adata.layers[layer]
 

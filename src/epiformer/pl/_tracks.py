@@ -51,11 +51,12 @@ def tracks(
         msg = "`pred` must be the AnnData returned by `ef.tl.predict_epigenome` (var: chrom, start, end)."
         raise ValueError(msg)
     recorded = pred.uns.get(Key.uns.epigept, {}).get("signals")
-    available = [str(s) for s in recorded] if recorded is not None else layer_names(pred)
+    layers = layer_names(pred)
+    available = [str(s) for s in recorded] if recorded is not None else layers
     signals = list(available if signals is None else signals)
-    unknown = [s for s in signals if s not in layer_names(pred)]
+    unknown = [s for s in signals if s not in layers]
     if unknown or not signals:
-        msg = f"Signals {first_items(unknown)} are not layers of `pred`; available: {layer_names(pred)}."
+        msg = f"Signals {first_items(unknown)} are not layers of `pred`; available: {layers}."
         raise KeyError(msg)
     names = [str(c) for c in pred.obs_names]
     contexts = names[:10] if contexts is None else [str(c) for c in contexts]

@@ -11,16 +11,7 @@ from mudata import MuData
 from scipy import stats
 
 from epiformer._constants import Key
-from epiformer._docs import (
-    doc_copy,
-    doc_data,
-    doc_layer,
-    doc_missing,
-    doc_mod_methyl,
-    doc_model_run,
-    doc_params,
-    doc_var_key,
-)
+from epiformer._docs import doc_methylgpt_run, doc_params
 from epiformer._logging import timed
 from epiformer._utils import output, record_params, renamed_options
 
@@ -60,15 +51,7 @@ def _group_table(per_sample: np.ndarray, labels: pd.Categorical, cpgs: pd.Index,
     return pd.concat(frames, ignore_index=True)
 
 
-@doc_params(
-    data=doc_data,
-    layer=doc_layer,
-    copy=doc_copy,
-    mod=doc_mod_methyl,
-    var_key=doc_var_key,
-    model_run=doc_model_run,
-    missing=doc_missing,
-)
+@doc_params(**doc_methylgpt_run)
 @renamed_options(adata="data")
 def attention(
     data: AnnData | MuData,

@@ -8,16 +8,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from epiformer._constants import Key
-from epiformer._docs import (
-    doc_copy,
-    doc_data,
-    doc_layer,
-    doc_missing,
-    doc_mod_methyl,
-    doc_model_run,
-    doc_params,
-    doc_var_key,
-)
+from epiformer._docs import doc_methylgpt_run, doc_params
 from epiformer._logging import timed
 from epiformer._utils import output, record_params
 
@@ -27,15 +18,7 @@ if TYPE_CHECKING:
     from epiformer.models import MethylGPT
 
 
-@doc_params(
-    data=doc_data,
-    layer=doc_layer,
-    copy=doc_copy,
-    mod=doc_mod_methyl,
-    var_key=doc_var_key,
-    model_run=doc_model_run,
-    missing=doc_missing,
-)
+@doc_params(**doc_methylgpt_run)
 def impute(
     data: AnnData | MuData,
     model: MethylGPT,

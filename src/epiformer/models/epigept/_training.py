@@ -156,11 +156,12 @@ def training_data(
         Sequence and motif source (see :func:`motif_source`).
     """
     cfg = model.config
-    signals = [s for s in cfg.signals if s in layer_names(tracks)]
+    layers = layer_names(tracks)
+    signals = [s for s in cfg.signals if s in layers]
     if not signals:
         msg = (
             f"`tracks` has no layer named after a model signal; expected some of {list(cfg.signals)}, "
-            f"found {layer_names(tracks)}."
+            f"found {layers}."
         )
         raise ValueError(msg)
     windows, window_of, offsets = track_windows(tracks, cfg.bin_size, cfg.n_bins)

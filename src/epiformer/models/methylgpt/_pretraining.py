@@ -25,10 +25,8 @@ from epiformer.models.methylgpt._vocab import MethylGPTVocab
 
 def seed_of(*parts: int) -> int:
     """A 63-bit seed mixing integers (seed, epoch, batch, rank, ...), stable across runs and processes."""
-    return int(
-        np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32).view(np.uint64)[0]
-        >> np.uint64(1)
-    )
+    words = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
+    return int(words.view(np.uint64)[0]) >> 1
 
 
 class BetaRows(Dataset):
