@@ -159,10 +159,7 @@ def training_data(
     layers = layer_names(tracks)
     signals = [s for s in cfg.signals if s in layers]
     if not signals:
-        msg = (
-            f"`tracks` has no layer named after a model signal; expected some of {list(cfg.signals)}, "
-            f"found {layers}."
-        )
+        msg = f"`tracks` has no layer named after a model signal; expected some of {list(cfg.signals)}, found {layers}."
         raise ValueError(msg)
     windows, window_of, offsets = track_windows(tracks, cfg.bin_size, cfg.n_bins)
     targets = np.full((tracks.n_obs, len(windows), cfg.n_bins, cfg.n_signals), np.nan, dtype=np.float32)
