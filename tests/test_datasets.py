@@ -84,3 +84,19 @@ def test_synthetic_methylome_seeded_and_validated():
         ef.datasets.synthetic_methylome(10, 10, n_tissues=0)
     with pytest.raises(ValueError, match="fractions"):
         ef.datasets.synthetic_methylome(10, 10, frac_age=0.8, frac_tissue=0.5)
+
+
+def test_imr90_wgbs_is_real_cpg_counts_on_the_bundled_segment():
+    imr = ef.datasets.imr90_wgbs_chr22()
+    assert imr.shape == (2, 12_914) and imr.X is None
+    assert sparse.issparse(imr.layers["cov"]) and imr.layers["cov"].dtype == np.int32
+    first = imr[:, "chr22:20000093"]
+    assert first.layers["mc"].toarray().ravel().tolist() == [6, 5]  # M_r1, M_r2 of the source table
+    assert first.layers["cov"].toarray().ravel().tolist() == [8, 7]
+    genome = ef.io.Genome.open(ef.datasets.hg19_chr22_segment())
+    codes = genome.codes("chr22")
+    idx = imr.var["pos"].to_numpy() - genome.bounds("chr22")[0]
+    on_cpg = (codes[idx] == 1) & (codes[idx + 1] == 2)
+    assert on_cpg.mean() >= 0.99
+    beta = ef.datasets.imr90_wgbs_chr22(beta=True).X
+    assert beta[0, 0] == np.float32(6 / 8) and np.isnan(beta).sum() == (imr.layers["cov"].toarray() == 0).sum()

@@ -15,6 +15,7 @@ class _Mod:
 class _Obs:
     missing_fraction = "missing_fraction"
     n_observed = "n_observed"
+    n_probes_covered = "n_probes_covered"
     mean_beta = "mean_beta"
     median_beta = "median_beta"
     frac_intermediate = "frac_intermediate"
@@ -61,8 +62,9 @@ class _Obsm:
 
 class _Layers:
     counts = "counts"
-    methylated = "methylated"
-    coverage = "coverage"
+    # sequencing: methylated and total read counts per site (or region), the names scvi-tools METHYLVI reads
+    mc = "mc"
+    cov = "cov"
     imputed = "methylgpt_imputed"
     # EpiGePT: TF expression before normalisation, measured-TF mask, variant alleles, predicted signals
     tf_expression = "expression"
@@ -80,6 +82,9 @@ class _Uns:
     vocab_coverage = "vocab_coverage"
     qc = "methylation_qc"
     read = "epiformer_read"
+    loci_to_probes = "loci_to_probes"
+    aggregate_regions = "aggregate_regions"
+    annotate_probes = "annotate_probes"
     geo_series = "geo_series"
     methylgpt = "methylgpt"
     # EpiGePT

@@ -9,11 +9,13 @@ from ._real import (
     hg19_chr22_segment,
     hg19_cpg_islands,
     hg19_genes,
+    imr90_wgbs_chr22,
     pbmc_small,
     visium_small,
 )
 from ._synthetic_methylome import synthetic_methylome
 from ._synthetic_multiome import synthetic_multiome, synthetic_spatial
+from ._synthetic_single_cells import synthetic_single_cell_methylation
 
 __all__ = [
     "blood_gse41169",
@@ -21,9 +23,11 @@ __all__ = [
     "hg19_chr22_segment",
     "hg19_cpg_islands",
     "hg19_genes",
+    "imr90_wgbs_chr22",
     "pbmc_small",
     "synthetic_methylome",
     "synthetic_multiome",
+    "synthetic_single_cell_methylation",
     "synthetic_spatial",
     "visium_small",
 ]

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from epiformer import _hg19
 from epiformer._constants import Key
+from epiformer._sites import counts_anndata
 from epiformer.io import GenomeSegment, read_geo_series_matrix, read_methylation_matrix
 
 DATA = Path(__file__).parent / "data"
@@ -56,7 +58,7 @@ def hg19_genes() -> pd.DataFrame:
     DataFrame of 57,820 genes with columns `gene_name`, `chrom` (``chr1`` ...), `start`, `end` (1-based,
     inclusive), `strand` and `gene_type`.
     """
-    return pd.read_csv(DATA / "hg19_genes.tsv.gz", sep="\t")
+    return _hg19.genes()
 
 
 def hg19_cpg_islands() -> pd.DataFrame:
@@ -64,9 +66,48 @@ def hg19_cpg_islands() -> pd.DataFrame:
 
     Returns
     -------
-    DataFrame of 30,344 islands with columns `chrom`, `start`, `end`.
+    DataFrame of 30,344 islands with columns `chrom`, `start`, `end`, 1-based and inclusive (UCSC's 0-based
+    starts plus one: each island begins with the C of a CpG and ends with its G).
     """
-    return pd.read_csv(DATA / "hg19_cpg_islands.tsv.gz", sep="\t")
+    return _hg19.cpg_islands()
+
+
+def imr90_wgbs_chr22(*, beta: bool = False) -> AnnData:
+    """Real whole-genome bisulfite sequencing of IMR90 fibroblasts: 12,914 CpGs of hg19 chr22:20-21 Mb.
+
+    Two replicates from Lister et al. (2009), as shipped in the Bioconductor ``bsseq`` package's ``BS.chr22``
+    example (Artistic-2.0), lifted to hg19 so the sites sit on the CpGs of :func:`hg19_chr22_segment`
+    (at least 99 % of them). Strands are combined; the median coverage is 7-8 reads.
+
+    Parameters
+    ----------
+    beta
+        Also write ``.X``: methylated / total reads, NaN where a replicate does not cover a site.
+
+    Returns
+    -------
+    AnnData of 2 replicates (``r1``, ``r2``) x 12,914 sites named ``chr22:pos``, with `var` columns
+    `chrom`, `pos` (1-based position of the C on the + strand), `strand` (``"."``: strands combined) and
+    `context21` (21 bp around the C), and sparse integer layers `mc` (methylated reads) and `cov` (reads).
+    """
+    table = pd.read_csv(DATA / "IMR90_WGBS_chr22_hg19.tsv.gz", sep="\t")
+    var = pd.DataFrame(
+        {
+            Key.var.chrom: table["chrom"].astype(str).to_numpy(),
+            Key.var.pos: table["pos_hg19"].to_numpy(np.int64),
+            Key.var.strand: ".",
+            "context21": table["context21"].to_numpy(),
+        },
+        index=pd.Index(table["chrom"] + ":" + table["pos_hg19"].astype(str)),
+    )
+    mc = table[["M_r1", "M_r2"]].to_numpy(np.int32).T
+    cov = table[["Cov_r1", "Cov_r2"]].to_numpy(np.int32).T
+    adata = counts_anndata(mc, cov, obs=pd.DataFrame(index=pd.Index(["r1", "r2"])), var=var, beta=beta)
+    adata.uns["dataset"] = {
+        "name": "IMR90_WGBS_chr22",
+        "source": "Lister et al. 2009 via bsseq BS.chr22 (Artistic-2.0)",
+    }
+    return adata
 
 
 def hg19_chr22_segment() -> GenomeSegment:

@@ -1,8 +1,16 @@
-"""Readers: methylation matrices, GEO series matrices and sequencing methylation calls, as AnnData."""
+"""Readers: methylation matrices, GEO series matrices, sequencing methylation calls and array manifests."""
 
 from ._bedmethyl import read_bedmethyl
 from ._genome import Genome, GenomeSegment
 from ._geo import read_geo_series_matrix
+from ._manifest import read_manifest
 from ._matrix import read_methylation_matrix
 
-__all__ = ["Genome", "GenomeSegment", "read_bedmethyl", "read_geo_series_matrix", "read_methylation_matrix"]
+__all__ = [
+    "Genome",
+    "GenomeSegment",
+    "read_bedmethyl",
+    "read_geo_series_matrix",
+    "read_manifest",
+    "read_methylation_matrix",
+]
