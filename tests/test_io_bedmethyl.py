@@ -322,3 +322,49 @@ def test_many_cells_one_call(tmp_path):
     assert adata.n_obs == 30 and adata.X is None
     assert sparse.isspmatrix_csr(adata.layers["cov"]) or isinstance(adata.layers["cov"], sparse.csr_array)
     assert adata.layers["cov"].sum() == sum(rows.sample(n=200, random_state=i)["cov"].sum() for i in range(30))
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("chr22\t20000093\tNA\tCGC\t1\t4\t1\n", "strand values 'NA'"),
+        ("chr22\t20000095\t+\tCHG\t1\t4\t1\n", "holds no call of the kind read"),
+        ("chr22\t1\t-\tCGA\t1\t4\t1\n", "position 1 has no CpG"),
+        ("chr22\t20000093\t.\tCGC\t1\t4\t1\nchr22\t20000103\t+\tCGC\t1\t4\t1\n", "mixes rows of combined strands"),
+    ],
+)
+def test_more_bad_allc_files(tmp_path, text, match):
+    path = _write(tmp_path / "bad.allc", text)
+    with pytest.raises(ValueError, match=match):
+        ef.io.read_bedmethyl(path, format="allc")
+
+
+def test_text_in_a_numeric_column_names_the_file(tmp_path):
+    text = HAND_WRITTEN["methyldackel"].replace("20000093\t20000094", "abc\t20000094")  # the second data row
+    path = _write(tmp_path / "d.bedGraph", text)
+    with pytest.raises(ValueError, match="d.bedGraph"):
+        ef.io.read_bedmethyl(path, format="methyldackel", combine_strands=False)
+
+
+def test_undecodable_byte_late_in_the_file_and_blank_lines(tmp_path):
+    rows = "".join(f"chr22\t{20000093 + 10 * i}\t+\tCGC\t1\t2\t0\n" for i in range(300))
+    path = tmp_path / "late.allc"
+    path.write_bytes(rows.encode() + b"chr22\t20009999\t+\tCGC\t1\t2\xe9\t0\n")
+    with pytest.raises(ValueError, match="late.allc"):
+        ef.io.read_bedmethyl(path)
+    blank = _write(tmp_path / "blank.allc", HAND_WRITTEN["allc"] + "\n\n")
+    assert ef.io.read_bedmethyl(blank).layers["cov"].toarray().tolist() == [[7]]
+
+
+def test_chr_prefix_differences_across_files_are_one_chromosome(tmp_path):
+    a = _write(tmp_path / "a.allc", "chr1\t100\t+\tCGA\t1\t2\t0\n")
+    b = _write(tmp_path / "b.allc", "1\t100\t+\tCGA\t3\t4\t1\n")
+    adata = ef.io.read_bedmethyl([a, b])
+    assert adata.var_names.tolist() == ["chr1:100"]
+    assert adata.layers["cov"].toarray().tolist() == [[2], [4]]
+
+
+def test_min_coverage_type(tmp_path):
+    path = _write(tmp_path / "a.allc", HAND_WRITTEN["allc"])
+    with pytest.raises(TypeError, match="whole number of reads"):
+        ef.io.read_bedmethyl(path, min_coverage="5")

@@ -77,7 +77,7 @@ def test_sites_in_any_order():
     assert (out.layers["mc"] != ref.layers["mc"]).nnz == 0 and (out.layers["cov"] != ref.layers["cov"]).nnz == 0
     table = pd.DataFrame({"chrom": ["chr1", "chr1"], "start": [5, 6], "end": [10, 11], "name": ["A", "B"]})
     with pytest.warns(UserWarning, match=r"on chromosomes without any region \('chr2'\)"):
-        _assert_region(ef.pp.aggregate_regions(adata, regions=table), "B", [1, 2, 3])
+        _assert_region(ef.pp.aggregate_regions(adata, regions=table), "B", [2, 3])
 
 
 @pytest.mark.parametrize(("spec", "size"), [("10kb", 10_000), ("1Mb", 1_000_000), ("5000bp", 5000), (250, 250)])
@@ -110,7 +110,7 @@ def test_bed_zero_based_and_overlapping(tmp_path, gz):
         'track name="regions"\n',
         "# a comment\n",
         "chr1\t4\t10\tA\n",  # 1-based 5..10: chr1:5 (BED start + 1) is inside
-        "chr1\t5\t11\tB\n",  # 1-based 6..11: chr1:5 (the BED start) is outside; overlaps A on chr1:6 and chr1:10
+        "chr1\t5\t11\tB\n",  # 1-based 6..11: the CpG at chr1:5 (its - C at 6 too) is outside; overlaps A on chr1:10
         "chr1\t100\t200\tempty\n",
         "chr3\t0\t50\tother_chrom\n",
     ]
@@ -121,7 +121,7 @@ def test_bed_zero_based_and_overlapping(tmp_path, gz):
     assert list(out.var_names) == ["A", "B"]  # regions without a site are dropped
     assert out.var["start"].tolist() == [5, 6] and out.var["end"].tolist() == [10, 11]
     _assert_region(out, "A", [0, 1, 2])
-    _assert_region(out, "B", [1, 2, 3])
+    _assert_region(out, "B", [2, 3])  # a CpG counts where its + C lies, with both strands
     info = out.uns["aggregate_regions"]
     assert (info["n_sites_assigned"], info["n_sites_outside"]) == (4, 3)
     assert info["params"]["regions"] == f"BED file {path}"
@@ -131,7 +131,7 @@ def test_bed_three_columns_and_header_row(tmp_path):
     path = _write_bed(tmp_path / "r.bed", ["chrom\tstart\tend\n", "chr1\t0\t5\n", "chr2\t2\t3\n"])
     out = ef.pp.aggregate_regions(_tiny(), regions=str(path))
     assert list(out.var_names) == ["chr1:1-5", "chr2:3-3"]
-    _assert_region(out, "chr1:1-5", [0])
+    _assert_region(out, "chr1:1-5", [0, 1])  # the - C at chr1:6 belongs to the CpG at chr1:5
     _assert_region(out, "chr2:3-3", [5])
 
 
@@ -148,11 +148,11 @@ def test_dataframe_one_based_names_and_chrom_matching():
     before = regions.copy()
     out = ef.pp.aggregate_regions(_tiny(), regions=regions)
     # in (start, end) order, names made unique in that order
-    assert list(out.var_names) == ["p", "p-1", "r", "q", "chr2:1000-1000"]
-    assert out.var["chrom"].tolist() == ["chr1"] * 4 + ["chr2"]  # named as in the data
+    # "r" (chr1:6) holds only the - C of the CpG at chr1:5, which counts at 5: r is empty and dropped
+    assert list(out.var_names) == ["p", "p-1", "q", "chr2:1000-1000"]
+    assert out.var["chrom"].tolist() == ["chr1"] * 3 + ["chr2"]  # named as in the data
     _assert_region(out, "p", [0, 1])  # chr1:5-6
     _assert_region(out, "p-1", [0, 1, 2])  # chr1:5-10
-    _assert_region(out, "r", [1])
     _assert_region(out, "q", [3])
     _assert_region(out, "chr2:1000-1000", [6])
     assert out.var.loc["q", "score"] == 2.0 and out.var.loc["p-1", "score"] == 1.0 and out.var.loc["p-1", "name"] == "p"
@@ -331,3 +331,27 @@ def test_missing_layers_and_positions():
         ef.pp.aggregate_regions(zero, regions="10kb")
     with pytest.raises(ValueError, match="`min_sites` must be at least 1"):
         ef.pp.aggregate_regions(_tiny(), regions="10kb", min_sites=0)
+
+
+def test_huge_region_ends_stay_on_their_chromosome():
+    regions = pd.DataFrame({"chrom": ["chr1"], "start": [1], "end": [2**40]})
+    with pytest.warns(UserWarning, match="without any region"):
+        out = ef.pp.aggregate_regions(_tiny(), regions=regions)
+    assert out.var["n_sites"].tolist() == [5]  # the chr1 sites only
+
+
+def test_bed_compression_read_from_the_bytes(tmp_path):
+    plain = _write_bed(tmp_path / "r.bed.gz", ["chr1\t0\t30\n"], gz=False)  # named .gz, not compressed
+    with pytest.warns(UserWarning, match="without any region"):
+        out = ef.pp.aggregate_regions(_tiny(), regions=plain)
+    assert out.var_names.tolist() == ["chr1:1-30"]
+
+
+def test_counts_beyond_int32_are_refused():
+    big = np.full((1, 3), 2**30 + 1)
+    var = pd.DataFrame({"chrom": "chr1", "pos": [1, 3, 5], "strand": "."}, index=["a", "b", "c"])
+    adata = counts_anndata(
+        sparse.csr_matrix(big // 2), sparse.csr_matrix(big), obs=pd.DataFrame(index=["x"]), var=var, beta=False
+    )
+    with pytest.raises(ValueError, match="int32"):
+        ef.pp.aggregate_regions(adata, regions="1Mb")

@@ -15,7 +15,8 @@ from scipy import sparse
 
 from epiformer._constants import Key
 from epiformer._logging import warn
-from epiformer._sites import counts_anndata
+from epiformer._sequence import normalize_chrom
+from epiformer._sites import check_min_coverage, counts_anndata
 from epiformer._utils import progress_bar
 from epiformer._validation import check_unique, first_items
 
@@ -59,20 +60,25 @@ def _choose_format(path: Path, head: FileHead, format: str, table: dict[str, Cal
 
 
 class _Chromosomes:
-    """Chromosome names met so far, each with an integer id (the order met)."""
+    """Chromosome names met so far, each with an integer id (the order met); ``chr1`` and ``1`` are one."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
         self._ids: dict[str, int] = {}
+
+    def _id(self, name: str) -> int:
+        key = normalize_chrom(name)
+        if key not in self._ids:
+            self._ids[key] = len(self.names)
+            self.names.append(name)  # the first spelling met names the chromosome in the output
+        return self._ids[key]
 
     def ids(self, chrom: pd.Series, path: Path) -> np.ndarray:
         codes, uniques = pd.factorize(chrom)
         if (codes < 0).any():
             msg = f"{path}: data row {int(np.argmax(codes < 0)) + 1} has no chromosome name."
             raise ValueError(msg)
-        lookup = np.array([self._ids.setdefault(str(u), len(self._ids)) for u in uniques], dtype=np.int64)
-        self.names = list(self._ids)
-        return lookup[codes]
+        return np.array([self._id(str(u)) for u in uniques], dtype=np.int64)[codes]
 
 
 def _checked_counts(path: Path, chunk: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -97,7 +103,7 @@ def _checked_counts(path: Path, chunk: pd.DataFrame) -> tuple[np.ndarray, np.nda
     if (pos < 1).any() or (pos >= 1 << _POS_BITS).any():
         msg = f"{path}: positions must lie in 1..{(1 << _POS_BITS) - 1} (1-based)."
         raise ValueError(msg)
-    codes, uniques = pd.factorize(chunk["strand"])
+    codes, uniques = pd.factorize(chunk["strand"], use_na_sentinel=False)
     unknown = [str(u) for u in uniques if str(u) not in _STRAND_CODES]
     if unknown:
         msg = f"{path}: strand values {first_items(unknown)}; expected +, - or '.'."
@@ -132,10 +138,14 @@ def _read_file(
     for chunk in iter_chunks(path, fmt, head.n_header):
         pos, strand, mc, cov = _checked_counts(path, chunk)
         parts.append((chromosomes.ids(chunk["chrom"], path), pos, strand, mc, cov))
-    if not parts:
-        msg = f"{path} holds no CpG calls of the kind read (format {fmt.name!r})."
-        raise ValueError(msg)
     chrom_id, pos, strand, mc, cov = (np.concatenate(col) for col in zip(*parts, strict=True))
+    if not len(pos):
+        kept = "rows of the `modification=` code" if fmt.name == "modkit" else "rows of the CpG context"
+        msg = f"{path} holds no call of the kind read (from a {fmt.tool} file, {kept} only)."
+        raise ValueError(msg)
+    if (strand == COMBINED).any() and ((strand == PLUS) | (strand == MINUS)).any():
+        msg = f"{path} mixes rows of combined strands ('.') with rows of one strand ('+' / '-'); read them apart."
+        raise ValueError(msg)
     n_off_cpg = 0
     if genome is not None:
         check = check_cpgs(path, genome, chromosomes.names, chrom_id, pos, strand)
@@ -158,6 +168,9 @@ def _read_file(
             raise ValueError(msg)
         strand_of = keys & ((1 << _STRAND_BITS) - 1)
         pos_of = (keys & _LOW) >> _STRAND_BITS
+        if ((strand_of == MINUS) & (pos_of == 1)).any():
+            msg = f"{path}: a '-' strand C at position 1 has no CpG (its G would be at position 0)."
+            raise ValueError(msg)
         merged = _keys(keys >> (_POS_BITS + _STRAND_BITS), pos_of - (strand_of == MINUS), np.zeros_like(keys))
         order = np.argsort(merged, kind="stable")
         merged, mc, cov = merged[order], mc[order], cov[order]
@@ -204,7 +217,7 @@ def _assemble(files: list[_FileSites], chroms: list[str]) -> tuple[sparse.csr_ma
     pos = (union & _LOW) >> _STRAND_BITS
     strand = _STRAND_NAMES[union & ((1 << _STRAND_BITS) - 1)]
     index = pd.Series(chrom, dtype=str) + ":" + pd.Series(pos).astype(str)
-    located = union >> _STRAND_BITS  # the same C listed on two strands needs the strand in its name
+    located = union >> _STRAND_BITS  # one position listed with two strand labels needs the label in its name
     if len(located) > 1 and (located[1:] == located[:-1]).any():
         index = index + ":" + pd.Series(strand, dtype=str)
     index = pd.Index(index)
@@ -240,8 +253,9 @@ def read_bedmethyl(
     ``"allc"``                    ALLCools / methylpy ``allc`` (7 columns)               1-based     column 3
     ============================  =====================================================  ==========  =========
 
-    Only CpG calls are kept (rows of other contexts in CpG_report and allc files are skipped; modkit rows of
-    `modification` only). 2-bp intervals of Bismark ``--merge_CpG`` and MethylDackel ``--mergeContext`` files
+    CpG calls are read: rows of other contexts are skipped in CpG_report and allc files, which name the context,
+    and only rows of `modification` in modkit files. The other formats do not name the context, so run the tool
+    for CpGs only (modkit ``--cpg``, Bismark without ``--CX``), or pass `fasta` to drop calls off CpGs. 2-bp intervals of Bismark ``--merge_CpG`` and MethylDackel ``--mergeContext`` files
     are CpGs whose strands the tool already combined. ENCODE files give a rounded percentage, so their
     methylated counts are rebuilt as ``round(reads * percent / 100)``, exact below 50 reads. Plain text,
     gzip and bgzip files are read, in chunks of rows, one file at a time.
@@ -291,9 +305,7 @@ def read_bedmethyl(
     if not paths:
         msg = "`paths` is empty: pass one file per sample."
         raise ValueError(msg)
-    if isinstance(min_coverage, bool) or not isinstance(min_coverage, int | np.integer) or min_coverage < 1:
-        msg = f"`min_coverage` must be a whole number of reads >= 1, got {min_coverage!r}."
-        raise ValueError(msg)
+    check_min_coverage(min_coverage)
     paths = [check_path(p) for p in paths]
     if sample_names is None:
         sample_names = [p.name.split(".")[0] for p in paths]
@@ -310,14 +322,14 @@ def read_bedmethyl(
         head = read_head(path)
         fmt = _choose_format(path, head, format, table)
         chosen.add(fmt.name)
+        if len(chosen) > 1:
+            msg = f"The files are of different formats ({sorted(chosen)}, at {path}); read each format in its own call."
+            raise ValueError(msg)
         files.append(
             _read_file(
                 path, fmt, head, chromosomes, genome=genome, combine_strands=combine_strands, min_coverage=min_coverage
             )
         )
-    if len(chosen) > 1:
-        msg = f"The files are of different formats ({sorted(chosen)}); read each format in its own call."
-        raise ValueError(msg)
     if format == "auto":
         logger.info("read_bedmethyl: format %r chosen from the files' layout", next(iter(chosen)))
     if not any(len(f.keys) for f in files):
@@ -334,7 +346,8 @@ def read_bedmethyl(
         warn(f"{len(empty)} samples cover no site with at least {min_coverage} reads: {first_items(empty)}.")
     adata.uns[Key.uns.read] = {
         "source": [str(p) for p in paths],
-        "format": next(iter(chosen)),
+        "format": fmt.name,
+        "coordinates": fmt.coordinates,
         "values": "counts",
         "combine_strands": combine_strands,
         "min_coverage": min_coverage,

@@ -119,6 +119,8 @@ def read_head(path: Path) -> FileHead:
         with open_text(path) as handle:
             for line in handle:
                 fields = line.split()
+                if rows and not fields:
+                    continue  # a blank line among the data, as pandas skips it
                 is_header = not fields or line.startswith(("track", "browser", "#"))
                 is_header = is_header or (not rows and len(fields) > 1 and not fields[1].isdigit())
                 if is_header and not rows:
@@ -192,21 +194,30 @@ def check_layout(path: Path, head: FileHead, fmt: CallFormat) -> None:
 
 
 def iter_chunks(path: Path, fmt: CallFormat, n_header: int) -> Iterator[pd.DataFrame]:
-    """The file's rows in chunks, parsed into the common columns (counts as float, checked by the caller)."""
-    reader = pd.read_csv(
-        path,
-        sep=r"\s+",
-        header=None,
-        skiprows=n_header,
-        usecols=list(fmt.usecols),
-        dtype={0: str},
-        compression="gzip" if is_gzip(path) else None,
-        chunksize=CHUNK_ROWS,
-        low_memory=False,
-    )
+    """The file's rows in chunks, parsed into the common columns (counts as read, checked by the caller).
+
+    Text such as ``NA`` stays text (no value is turned into a missing one), so a bad value is reported, not skipped.
+    """
     try:
+        reader = pd.read_csv(
+            path,
+            sep=r"\s+",
+            header=None,
+            skiprows=n_header,
+            usecols=list(fmt.usecols),
+            dtype={0: str},
+            na_filter=False,
+            encoding_errors="replace",
+            compression="gzip" if is_gzip(path) else None,
+            chunksize=CHUNK_ROWS,
+            low_memory=False,
+        )
         for raw in reader:
-            yield fmt.parse(raw)
+            try:
+                yield fmt.parse(raw)
+            except TypeError as err:  # text where the layout has a number (a start, an end, a percentage)
+                msg = f"{path}: text in a numeric column of a {fmt.tool} file ({err}); check the file and `format=`."
+                raise ValueError(msg) from err
     except (OSError, EOFError, zlib.error, pd.errors.ParserError) as err:
         msg = f"{path}: could not be read to the end ({err}); the file may be truncated or corrupt."
         raise ValueError(msg) from err

@@ -15,14 +15,13 @@ from epiformer._constants import Key
 from epiformer._logging import logger, timed, warn
 from epiformer._probe_ids import collapse_suffixes
 from epiformer._sequence import normalize_chrom
-from epiformer._sites import count_layers, counts_anndata
+from epiformer._sites import check_min_coverage, count_layers, counts_anndata, cpg_positions, locus_keys
 from epiformer._utils import copy_data
 from epiformer._validation import check_cpg_positions, first_items, warn_all_missing_rows
 from epiformer.io import read_manifest
 
 Build = Literal["hg19", "hg38"]
 _COLUMNS = (Key.var.chrom, Key.var.pos, Key.var.strand)
-_SITE_STRANDS = (".", "+", "-")
 #: A shifted reading of the positions is taken as evidence of an off-by-one error when it places at least this many
 #: sites on probe CpGs, and at least twice as many as the positions as given.
 _MIN_SHIFTED = 5
@@ -187,29 +186,6 @@ def _chrom_codes(data: pd.Series, probes: pd.Series) -> tuple[np.ndarray, np.nda
     return to_code(data_names)[data_codes], to_code(probe_names)[probe_codes], list(data_names), list(probe_names)
 
 
-def _site_cpg_positions(var: pd.DataFrame) -> np.ndarray:
-    """The + strand C of every site's CpG: `pos`, or ``pos - 1`` for a ``-`` strand site (the C opposite the G)."""
-    pos = pd.to_numeric(var[Key.var.pos], errors="coerce")
-    if pos.isna().any() or (pos % 1 != 0).any():
-        msg = "`var['pos']` must hold whole 1-based positions."
-        raise ValueError(msg)
-    if Key.var.strand not in var:
-        return pos.to_numpy(np.int64)
-    strand = var[Key.var.strand].astype(str)
-    bad = sorted(set(strand.unique()) - set(_SITE_STRANDS))
-    if bad:
-        msg = (
-            f"`var['strand']` holds {first_items(bad)}; sites need '+', '-' or '.' (strands combined, `pos` the + "
-            "strand C). For files without a strand column ('*'), read them with `ef.io.read_bedmethyl(..., fasta=)`."
-        )
-        raise ValueError(msg)
-    return pos.to_numpy(np.int64) - (strand == "-").to_numpy()
-
-
-def _key(codes: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return (codes.astype(np.int64) << 32) | pos.astype(np.int64)
-
-
 def _locate(var: pd.DataFrame, probes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict[int, int], tuple]:
     """Where sites and probes meet: the CpG of every site (-1: none) and probe, and the number of sites on one.
 
@@ -217,8 +193,8 @@ def _locate(var: pd.DataFrame, probes: pd.DataFrame) -> tuple[np.ndarray, np.nda
     data and the probes come last.
     """
     site_codes, probe_codes, data_chroms, probe_chroms = _chrom_codes(var[Key.var.chrom], probes[Key.var.chrom])
-    site_keys = _key(site_codes, _site_cpg_positions(var))
-    loci, probe_locus = np.unique(_key(probe_codes, probes[Key.var.pos].to_numpy(np.int64)), return_inverse=True)
+    site_keys = locus_keys(site_codes, cpg_positions(var))
+    loci, probe_locus = np.unique(locus_keys(probe_codes, probes[Key.var.pos].to_numpy(np.int64)), return_inverse=True)
     index = pd.Index(loci)  # unique keys: a hash lookup
     site_locus = index.get_indexer(site_keys)
     counts = {0: int((site_locus >= 0).sum())}
@@ -351,9 +327,7 @@ def loci_to_probes(
         no sample has `min_coverage` reads on any probe, the counts or strands are invalid, or `min_coverage` is
         below 1.
     """
-    if isinstance(min_coverage, bool) or not isinstance(min_coverage, int | np.integer) or min_coverage < 1:
-        msg = f"`min_coverage` must be a whole number of reads, at least 1; got {min_coverage!r}."
-        raise ValueError(msg)
+    check_min_coverage(min_coverage)
     with timed("ef.pp.loci_to_probes") as written:
         mc, cov = count_layers(adata, what="`adata`")
         check_cpg_positions(adata)

@@ -18,10 +18,10 @@ from scipy import sparse
 
 from epiformer import _hg19
 from epiformer._constants import Key
-from epiformer._files import open_text
+from epiformer._files import is_gzip, open_text
 from epiformer._logging import timed, warn
 from epiformer._sequence import normalize_chrom
-from epiformer._sites import count_layers, counts_anndata
+from epiformer._sites import POS_LIMIT, count_layers, counts_anndata, cpg_positions, locus_keys
 from epiformer._utils import record_params
 from epiformer._validation import check_cpg_positions, first_items
 
@@ -29,8 +29,6 @@ NAMED_REGIONS = ("promoters", "genes", "cpg_islands")
 _BIN_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>bp|kb|mb)\s*$", re.IGNORECASE)
 _UNITS = {"bp": 1, "kb": 1_000, "mb": 1_000_000}
 _BED_HEADER = ("#", "track", "browser")
-#: Site and region keys combine a chromosome code and a position: ``code * _SHIFT + pos``.
-_SHIFT = np.int64(1) << np.int64(34)
 #: Above this fraction of sites in no region, a warning suggests a chromosome-name or genome-build mismatch.
 _OUTSIDE_WARN = 0.99
 
@@ -94,8 +92,8 @@ def aggregate_regions(
     Returns
     -------
     For an AnnData, a new AnnData of the same cells x regions; for a MuData, a new MuData with the same modality
-    names (the aggregated ones), each such an AnnData, as scvi-tools' ``METHYLVI.setup_mudata(mdata,
-    mc_layer="mc", cov_layer="cov", methylation_contexts=[...])`` reads it. Each AnnData holds
+    names (the aggregated ones), each such an AnnData, the layout scvi-tools' ``METHYLVI.setup_mudata`` reads
+    (``mc_layer="mc"``, ``cov_layer="cov"``, one modality per methylation context). Each AnnData holds
 
     `obs`
         A copy of the input `obs`.
@@ -163,10 +161,7 @@ def _aggregate_one(adata: AnnData, spec: _Regions, min_sites: int, fraction: boo
     mc, cov = count_layers(adata, what=what[0].upper() + what[1:])
     check_cpg_positions(adata)
     site_chroms = adata.var[Key.var.chrom].astype(str).to_numpy()
-    pos = np.asarray(adata.var[Key.var.pos], dtype=np.int64)
-    if pos.size and pos.min() < 1:
-        msg = f"`var['pos']` of {what} holds positions below 1; positions are 1-based (the C of each site)."
-        raise ValueError(msg)
+    pos = cpg_positions(adata.var, what=what)  # both strands of a CpG at its + C, in the same region
     chrom_names, site_codes = _chrom_codes(site_chroms)
     if spec.bin_size is not None:
         indicator, var = _bin_indicator(site_codes, pos, chrom_names, spec.bin_size)
@@ -202,6 +197,7 @@ def _sum_into(counts: sparse.csr_matrix, indicator: sparse.csr_matrix) -> sparse
     When no site lies in two regions (bins, most annotations) each entry's column is relabelled to its region and
     duplicates are summed, which is several times faster than the sparse product; otherwise the product is taken.
     """
+    counts = counts.astype(np.int64)  # sums over many cells' reads may pass int32; counts_anndata checks the bound
     per_site = np.diff(indicator.indptr)
     if per_site.size and per_site.max() > 1:
         return sparse.csr_matrix(counts @ indicator)
@@ -210,7 +206,7 @@ def _sum_into(counts: sparse.csr_matrix, indicator: sparse.csr_matrix) -> sparse
     columns = region[counts.indices]
     inside = columns >= 0
     if inside.all():
-        data, indptr = counts.data.copy(), counts.indptr.copy()
+        data, indptr = counts.data, counts.indptr.copy()
     else:
         data, columns = counts.data[inside], columns[inside]
         kept = np.concatenate([[0], np.cumsum(inside, dtype=np.int64)])
@@ -284,9 +280,9 @@ def _bin_indicator(
     site_codes: np.ndarray, pos: np.ndarray, chrom_names: list[str], bin_size: int
 ) -> tuple[sparse.csr_matrix, pd.DataFrame]:
     """Sites x occupied bins indicator, and the bins' `chrom`, `start`, `end`."""
-    key = site_codes * _SHIFT + (pos - 1) // bin_size
+    key = locus_keys(site_codes, (pos - 1) // bin_size)
     bins, column = np.unique(key, return_inverse=True)
-    codes, index = bins // _SHIFT, bins % _SHIFT
+    codes, index = bins >> 32, bins & (POS_LIMIT - 1)
     starts = index * bin_size + 1
     var = _frame(codes, starts, starts + bin_size - 1, chrom_names)
     n = len(key)
@@ -308,11 +304,11 @@ def _interval_indicator(
     ends = table[Key.var.end].to_numpy(np.int64)
     order = np.lexsort((ends, starts, region_codes))
     table, region_codes, starts, ends = table.iloc[order], region_codes[order], starts[order], ends[order]
-    site_keys = site_codes * _SHIFT + pos
+    site_keys = locus_keys(site_codes, pos)
     site_order = np.argsort(site_keys, kind="stable")
     sorted_keys = site_keys[site_order]
-    lo = np.searchsorted(sorted_keys, region_codes * _SHIFT + starts, side="left")
-    hi = np.searchsorted(sorted_keys, region_codes * _SHIFT + ends, side="right")
+    lo = np.searchsorted(sorted_keys, locus_keys(region_codes, np.minimum(starts, POS_LIMIT - 1)), side="left")
+    hi = np.searchsorted(sorted_keys, locus_keys(region_codes, np.minimum(ends, POS_LIMIT - 1)), side="right")
     counts = hi - lo
     first = np.cumsum(counts) - counts
     rows = site_order[np.arange(counts.sum()) + np.repeat(lo - first, counts)]
@@ -449,7 +445,7 @@ def _read_bed(path: Path) -> pd.DataFrame:
             usecols=list(range(min(n_fields, 4))),
             dtype={0: str, 3: str},
             comment=None,
-            compression="infer",
+            compression="gzip" if is_gzip(path) else None,
         )
     except (pd.errors.ParserError, ValueError) as err:
         msg = f"Could not read {path} as a tab-separated BED file (chrom, start, end, optional name): {err}"
