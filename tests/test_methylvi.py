@@ -27,7 +27,7 @@ def test_synthetic_cells_layout_and_determinism():
     assert 0.04 < (cov > 0).mean() < 0.06  # about 5 % of the CpGs per cell
     assert isinstance(cells.obs["cell_type"].dtype, pd.CategoricalDtype)
     assert cells.obs["cell_type"].value_counts().tolist() == [40, 40, 40]
-    np.testing.assert_array_equal(cells.obs["n_covered"], (cov > 0).sum(axis=1))
+    np.testing.assert_array_equal(cells.obs["n_observed"], (cov > 0).sum(axis=1))
     truth = cells.uns["synthetic"]
     assert "simulated" in truth["description"].lower() and truth["random_state"] == 3
 

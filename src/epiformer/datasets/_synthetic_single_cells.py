@@ -79,7 +79,7 @@ def synthetic_single_cell_methylation(
     `layers['mc']`, `layers['cov']`
         CSR int32 methylated and total reads; ``.X`` is empty.
     `obs`
-        `cell_type` (categorical), `n_covered` (sites with a read).
+        `cell_type` (categorical), `n_observed` (sites with a read, as `ef.io.read_bedmethyl` counts them).
     `uns['synthetic']`
         The planted truth: `description`, `blocks` (a DataFrame of `cell_type`, `block`, `chrom`, `start`, `end`
         (1-based, inclusive), `direction` (``"hypo"`` / ``"hyper"``), `n_sites`, `bulk_level` and `type_level`,
@@ -100,7 +100,7 @@ def synthetic_single_cell_methylation(
     obs = pd.DataFrame(
         {
             "cell_type": pd.Categorical.from_codes(types, categories=names),
-            "n_covered": np.diff(cov.indptr).astype(np.int64),
+            Key.obs.n_observed: np.diff(cov.indptr).astype(np.int64),
         },
         index=pd.Index([f"cell_{i:05d}" for i in range(n_cells)]),
     )
