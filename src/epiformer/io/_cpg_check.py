@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from epiformer._sequence import BASES, normalize_chrom
+from epiformer._sequence import BASES, N_CODE, normalize_chrom
 from epiformer._validation import first_items
 
 from ._genome import Genome
@@ -39,9 +39,9 @@ def _on_cpg(seq: np.ndarray, idx: np.ndarray, strand: np.ndarray) -> tuple[np.nd
     n = len(seq)
     inside = (idx >= 0) & (idx < n)
     safe = np.clip(idx, 0, n - 1)
-    base = np.where(inside, seq[safe], -1)
-    nxt = np.where(inside & (idx + 1 < n), seq[np.clip(idx + 1, 0, n - 1)], -1)
-    prv = np.where(inside & (idx >= 1), seq[np.clip(idx - 1, 0, n - 1)], -1)
+    base = np.where(inside, seq[safe], N_CODE)  # outside the sequence reads as N: never a C or a G
+    nxt = np.where(inside & (idx + 1 < n), seq[np.clip(idx + 1, 0, n - 1)], N_CODE)
+    prv = np.where(inside & (idx >= 1), seq[np.clip(idx - 1, 0, n - 1)], N_CODE)
     plus = (base == _C) & (nxt == _G)
     minus = (base == _G) & (prv == _C)
     ok = np.where(strand == MINUS, minus, np.where(strand == UNSTATED, plus | minus, plus))
