@@ -197,7 +197,8 @@ def _sum_into(counts: sparse.csr_matrix, indicator: sparse.csr_matrix) -> sparse
     When no site lies in two regions (bins, most annotations) each entry's column is relabelled to its region and
     duplicates are summed, which is several times faster than the sparse product; otherwise the product is taken.
     """
-    counts = counts.astype(np.int64)  # sums over many cells' reads may pass int32; counts_anndata checks the bound
+    if counts.nnz and counts.sum(axis=1, dtype=np.int64).max() >= np.iinfo(np.int32).max:
+        counts = counts.astype(np.int64)  # a cell's reads could overflow int32 when summed; counts_anndata refuses
     per_site = np.diff(indicator.indptr)
     if per_site.size and per_site.max() > 1:
         return sparse.csr_matrix(counts @ indicator)
@@ -206,7 +207,7 @@ def _sum_into(counts: sparse.csr_matrix, indicator: sparse.csr_matrix) -> sparse
     columns = region[counts.indices]
     inside = columns >= 0
     if inside.all():
-        data, indptr = counts.data, counts.indptr.copy()
+        data, indptr = counts.data.copy(), counts.indptr.copy()  # sum_duplicates works in place
     else:
         data, columns = counts.data[inside], columns[inside]
         kept = np.concatenate([[0], np.cumsum(inside, dtype=np.int64)])
