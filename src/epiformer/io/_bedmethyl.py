@@ -197,18 +197,16 @@ def _assemble(files: list[_FileSites], chroms: list[str]) -> tuple[sparse.csr_ma
     """Sparse samples x sites `mc` and `cov` over the union of sites, in genome order, and the sites' table."""
     rank = np.empty(len(chroms), dtype=np.int64)
     rank[sorted(range(len(chroms)), key=lambda i: _natural(chroms[i]))] = np.arange(len(chroms))
-    to_rank = lambda keys: (rank[keys >> (_POS_BITS + _STRAND_BITS)] << (_POS_BITS + _STRAND_BITS)) | (keys & _LOW)
+    shift = _POS_BITS + _STRAND_BITS
+    for f in files:  # chromosome ids (order met) -> genome-order ranks, each file's sites sorted once
+        ranked = (rank[f.keys >> shift] << shift) | (f.keys & _LOW)
+        order = np.argsort(ranked)
+        f.keys, f.mc, f.cov = ranked[order], f.mc[order], f.cov[order]
     union = np.empty(0, dtype=np.int64)
     for start in range(0, len(files), _UNION_BATCH):
-        batch = [to_rank(f.keys) for f in files[start : start + _UNION_BATCH]]
-        union = _sorted_unique(np.concatenate([union, *batch]))
-    indices, mc, cov = [], [], []
-    for f in files:
-        ranked = to_rank(f.keys)
-        order = np.argsort(ranked)
-        indices.append(np.searchsorted(union, ranked[order]).astype(np.int32))
-        mc.append(f.mc[order])
-        cov.append(f.cov[order])
+        union = _sorted_unique(np.concatenate([union, *(f.keys for f in files[start : start + _UNION_BATCH])]))
+    indices = [np.searchsorted(union, f.keys).astype(np.int32) for f in files]
+    mc, cov = [f.mc for f in files], [f.cov for f in files]
     indptr = np.concatenate([[0], np.cumsum([len(i) for i in indices])]).astype(np.int64)
     shape = (len(files), len(union))
     layers = [sparse.csr_matrix((np.concatenate(d), np.concatenate(indices), indptr), shape=shape) for d in (mc, cov)]

@@ -184,18 +184,23 @@ def _table(ids: pd.Index, chrom: pd.Series, pos: pd.Series, strand: np.ndarray, 
 # ------------------------------------------------------------------------------------------- InfiniumAnnotation
 
 
-def _read_infinium(path: Path, gz: bool, build: str | None) -> pd.DataFrame:
-    wanted = {*_INFINIUM_COORDS, *_INFINIUM_IDS, "probe_strand", "mapFlag_A"}
+def _read_text_columns(path: Path, wanted: set[str] | tuple[str, ...], **layout) -> pd.DataFrame:
+    """The `wanted` columns of a manifest table as text, with their names stripped of spaces."""
     raw = pd.read_csv(
         path,
-        sep="\t",
         dtype=str,
         usecols=lambda c: c.strip() in wanted,
-        compression="gzip" if gz else None,
+        compression="gzip" if is_gzip(path) else None,
         encoding="utf-8",
         encoding_errors="replace",
+        **layout,
     )
     raw.columns = [c.strip() for c in raw.columns]
+    return raw
+
+
+def _read_infinium(path: Path, build: str | None) -> pd.DataFrame:
+    raw = _read_text_columns(path, {*_INFINIUM_COORDS, *_INFINIUM_IDS, "probe_strand", "mapFlag_A"}, sep="\t")
     id_column = next(c for c in _INFINIUM_IDS if c in raw.columns)
     ids = _ids(raw[id_column], path=path, column=id_column)
     beg = _positions(raw["CpG_beg"], ids, column="CpG_beg", path=path)
@@ -274,19 +279,9 @@ def _illumina_builds(columns: pd.Index, stated: str | None) -> dict[str | None, 
     return builds
 
 
-def _read_illumina(path: Path, gz: bool, build: str | None) -> pd.DataFrame:
+def _read_illumina(path: Path, build: str | None) -> pd.DataFrame:
     assay = _assay_section(path)
-    raw = pd.read_csv(
-        path,
-        skiprows=assay.header,
-        nrows=assay.n_rows,
-        dtype=str,
-        usecols=lambda c: c.strip() in _ILLUMINA_COLUMNS,
-        compression="gzip" if gz else None,
-        encoding="utf-8",
-        encoding_errors="replace",
-    )
-    raw.columns = [c.strip() for c in raw.columns]
+    raw = _read_text_columns(path, _ILLUMINA_COLUMNS, skiprows=assay.header, nrows=assay.n_rows)
     missing = [c for c in ("CHR", "MAPINFO") if c not in raw.columns]
     if missing:
         msg = f"{path}: the Illumina manifest has no {missing} column; it needs IlmnID, CHR and MAPINFO."
@@ -383,8 +378,7 @@ def read_manifest(path: str | Path, *, build: Build | None = None) -> pd.DataFra
     if build not in (None, "hg19", "hg38"):
         msg = f"`build` must be 'hg19', 'hg38' or None, got {build!r}."
         raise ValueError(msg)
-    gz = is_gzip(path)
     with _readable(path):
         if _layout(path, _head(path)) == "infinium":
-            return _read_infinium(path, gz, build)
-        return _read_illumina(path, gz, build)
+            return _read_infinium(path, build)
+        return _read_illumina(path, build)
