@@ -18,7 +18,7 @@ $(PY):
 # torch is pinned for the test environment (the CPU build where pip finds it locally); the package needs torch>=2.1.
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[test,doc,bench,scvi]"
+	$(PY) -m pip install --quiet "torch==2.13.0" -e ".[test,doc,bench,scvi,genome]"
 	touch $(STAMP)
 
 demo: $(STAMP)
