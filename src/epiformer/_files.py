@@ -1,8 +1,15 @@
-"""Opening the text files users hand in: gzip and bgzip recognised from their bytes, not their names."""
+"""Files in and out: text files users hand in, and files epiformer writes.
+
+Gzip and bgzip are recognised from the bytes, not the names. Writes go to a temporary name, then a rename, so
+that an interrupted write leaves the old file.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -18,3 +25,26 @@ def open_text(path: Path) -> IO[str]:
     if is_gzip(path):
         return gzip.open(path, "rt", encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed over `path` when the block succeeds, removed otherwise.
+
+    The rename is atomic on one file system, so readers see the old file or the whole new one, never a part.
+
+    Raises
+    ------
+    PermissionError
+        If the folder of `path` cannot be written.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except PermissionError as err:
+        msg = f"Cannot write {path}: {err.strerror or err}. Choose a folder you can write to."
+        raise PermissionError(msg) from None
+    finally:
+        tmp.unlink(missing_ok=True)

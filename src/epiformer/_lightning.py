@@ -7,11 +7,14 @@ import logging
 import warnings
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
 import pandas as pd
+from lightning.pytorch.plugins import TorchCheckpointIO
 
+from epiformer._files import atomic_path
 from epiformer._logging import logger
 
 
@@ -31,6 +34,20 @@ def quiet_lightning() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing each checkpoint to a temporary name and renaming it when complete.
+
+    A run killed while saving leaves the previous ``last.ckpt`` whole, so it can always be resumed.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        """Write `checkpoint` to `path` through a temporary file in the same folder."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
 
 
 class HistoryCallback(L.Callback):
@@ -156,6 +173,7 @@ def fit(
             enable_progress_bar=progress,
             num_sanity_val_steps=0,
             callbacks=run_callbacks,
+            plugins=[AtomicCheckpointIO()],
             **options,
         )
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt_path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from scipy import sparse
 from scipy.special import expit
 
 from epiformer._constants import Key
+from epiformer._files import atomic_path
 from epiformer._utils import as_generator
 from epiformer._validation import check_unique
 from epiformer.datasets._cache import cache_dir as resolve_cache_dir
@@ -68,9 +68,8 @@ def _write_fasta(records: dict[str, np.ndarray], folder: Path, *, width: int = 6
             text = _BASES[codes].tobytes()
             lines.append(f">{name}\n".encode())
             lines.extend(text[i : i + width] + b"\n" for i in range(0, len(text), width))
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(b"".join(lines))
-        os.replace(tmp, path)  # atomic: concurrent callers never see half a file
+        with atomic_path(path) as tmp:  # concurrent callers never see half a file
+            tmp.write_bytes(b"".join(lines))
     return path
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from epiformer._files import atomic_path
 from epiformer._targets import Task
 from epiformer._utils import package_version, resolve_device
 
@@ -90,6 +91,9 @@ def save_folder(
 ) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into `directory` (created); nothing is pickled.
 
+    Both files are written to temporary names first and renamed when complete, so an interrupted save leaves
+    the previous files; the weights' sha256 in the config tells a reader if only one of them was replaced.
+
     ``config.json`` holds `config` plus ``format``, ``epiformer_version``, ``sha256`` (of the weight file, checked
     by :func:`load_folder`) and ``history`` (a dict of columns).
     """
@@ -101,16 +105,17 @@ def save_folder(
         raise FileExistsError(msg)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    save_file(tensors, str(directory / WEIGHTS), metadata={"format": "pt"})  # the tag Hugging Face loaders read
     frame = history_frame(history)
-    meta = {
-        **config,
-        "format": format,
-        "epiformer_version": package_version(),
-        "sha256": sha256(directory / WEIGHTS),
-        "history": {str(column): frame[column].tolist() for column in frame.columns},
-    }
-    (directory / CONFIG).write_text(json.dumps(meta, indent=1))
+    with atomic_path(directory / WEIGHTS) as weights, atomic_path(directory / CONFIG) as config_file:
+        save_file(tensors, str(weights), metadata={"format": "pt"})  # the tag Hugging Face loaders read
+        meta = {
+            **config,
+            "format": format,
+            "epiformer_version": package_version(),
+            "sha256": sha256(weights),
+            "history": {str(column): frame[column].tolist() for column in frame.columns},
+        }
+        config_file.write_text(json.dumps(meta, indent=1))
     return directory
 
 

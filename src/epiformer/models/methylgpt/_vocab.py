@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from epiformer._files import atomic_path
 from epiformer._probe_ids import match_vocab, var_ids, vocab_coverage
 from epiformer._validation import check_unique, first_items
 
@@ -114,7 +115,8 @@ class MethylGPTVocab:
         The path written.
         """
         path = Path(path)
-        path.write_text(json.dumps(self.stoi, indent=1))
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.stoi, indent=1))
         return path
 
     @property
