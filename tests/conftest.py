@@ -47,3 +47,65 @@ def _epiformer_cache(tmp_path_factory):
 def synthetic_small():
     """A small paired expression + methylation cohort with its planted rule (60 samples, 30 genes, 400 CpGs)."""
     return ef.datasets.synthetic_multiome(60, 30, 400, random_state=0)
+
+
+# --- refusals (issue 20): the error, its message, and nothing changed ---
+
+
+def _snapshot(obj):
+    """A deep copy of what a call could change: an AnnData / MuData (every slot), a frame, an array, or a file."""
+    from pathlib import Path
+
+    if isinstance(obj, Path):
+        return obj.read_bytes() if obj.is_file() else sorted(p.name for p in obj.iterdir())
+    if hasattr(obj, "mod"):
+        return {"mod": {k: _snapshot(v) for k, v in obj.mod.items()}, "obs": obj.obs.copy(), "uns": dict(obj.uns)}
+    if isinstance(obj, AnnData):
+        copy = obj.copy()
+        return {
+            "X": copy.X,
+            "obs": copy.obs,
+            "var": copy.var,
+            "uns": sorted(copy.uns),
+            "layers": {k: copy.layers[k] for k in copy.layers},
+            "obsm": sorted(copy.obsm),
+            "shape": copy.shape,
+        }
+    return obj.copy()
+
+
+def _assert_same(before, after) -> None:
+    import pandas as pd
+    from scipy import sparse
+
+    if isinstance(before, dict):
+        assert before.keys() == after.keys()
+        for key in before:
+            _assert_same(before[key], after[key])
+    elif isinstance(before, pd.DataFrame | pd.Series):
+        pd.testing.assert_frame_equal(before, after) if isinstance(
+            before, pd.DataFrame
+        ) else pd.testing.assert_series_equal(before, after)
+    elif sparse.issparse(before):
+        assert sparse.issparse(after) and before.shape == after.shape and (before != after).nnz == 0
+    elif isinstance(before, np.ndarray):
+        np.testing.assert_array_equal(after, before)
+    else:
+        assert after == before
+
+
+@pytest.fixture
+def refuses():
+    """``refuses(call, error, match, *objects)``: `call()` raises `error` matching `match`; `objects` are unchanged.
+
+    `objects` are AnnData / MuData objects, frames, arrays, or paths (a file's bytes, a folder's listing).
+    """
+
+    def check(call, error, match, *objects):
+        before = [_snapshot(o) for o in objects]
+        with pytest.raises(error, match=match):
+            call()
+        for obj, snap in zip(objects, before, strict=True):
+            _assert_same(snap, _snapshot(obj))
+
+    return check

@@ -71,7 +71,8 @@ def test_published_layout_infers_shapes(tmp_path):
 def test_heads_default_explicit_and_conflict(tmp_path):
     model = _model(d_model=16, n_heads=2)
     folder = _published(tmp_path / "noargs", model)
-    assert MethylGPT.from_pretrained(folder).n_heads == 4  # no args.json: the published default
+    with pytest.raises(ValueError, match="attention heads is not recorded.*n_heads="):
+        MethylGPT.from_pretrained(folder)  # no args.json: a guess would change every output
     assert MethylGPT.from_pretrained(folder, n_heads=2).n_heads == 2
     folder = _published(tmp_path / "args", model, args={"nhead": 2})
     assert MethylGPT.from_pretrained(folder).n_heads == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -48,3 +49,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise PermissionError(msg) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def incomplete_file(path: str | os.PathLike) -> Iterator[None]:
+    """Turn the errors of a truncated or damaged gzip stream read in the block into a ValueError naming `path`."""
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        msg = f"{path} is not a complete gzip file ({err}): the download was interrupted or the file damaged. Get it again."
+        raise ValueError(msg) from None

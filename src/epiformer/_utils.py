@@ -74,13 +74,25 @@ def record_params(adata: AnnData, key: str, params: dict[str, Any], **extra: Any
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then the CPU; anything else is passed to :class:`torch.device`."""
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU; anything else is passed to :class:`torch.device`.
+
+    Raises
+    ------
+    ValueError
+        If a CUDA or MPS device is asked for where it is not available.
+    """
     import torch
 
-    if isinstance(device, torch.device):
-        return device
     if device != "auto":
-        return torch.device(device)
+        device = torch.device(device)
+        available = {
+            "cuda": torch.cuda.is_available,
+            "mps": lambda: getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+        }
+        if device.type in available and not available[device.type]():
+            msg = f"`device={str(device)!r}` is not available on this machine; use device='auto' (or 'cpu')."
+            raise ValueError(msg)
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

@@ -18,12 +18,26 @@ def first_items(items: Sequence, n: int = 5) -> str:
     return shown + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
 
+def refuse_sparse_betas(X, *, what: str = "the data") -> None:
+    """Raise a :class:`TypeError` if `X` is a sparse matrix: its implicit zeros would read as beta 0, not missing."""
+    if sparse.issparse(X):
+        msg = (
+            f"{what} is a sparse matrix of beta values: its {X.shape[0] * X.shape[1] - X.nnz} implicit zeros would "
+            "read as beta 0 (unmethylated), not as missing. Store betas dense with NaN for missing "
+            "(`adata.X = adata.X.toarray()` after setting uncovered sites to NaN), or keep sequencing counts as "
+            "`mc` / `cov` layers (`ef.io.read_bedmethyl`)."
+        )
+        raise TypeError(msg)
+
+
 def check_betas(X, *, what: str = "the data") -> None:
     """Raise a :class:`ValueError` unless every non-missing value of `X` is a beta value in [0, 1].
 
-    Values outside [0, 1] are usually M-values (log2 ratios); the message says how to convert them.
+    Values outside [0, 1] are usually M-values (log2 ratios); the message says how to convert them. A sparse
+    matrix is refused with a :class:`TypeError` (see :func:`refuse_sparse_betas`).
     """
-    values = X.data if sparse.issparse(X) else np.asarray(X)
+    refuse_sparse_betas(X, what=what)
+    values = np.asarray(X)
     if values.size == 0:
         return
     if np.isinf(values).any():

@@ -11,7 +11,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params
 from epiformer._logging import warn
 from epiformer._utils import get_matrix, output, select_modality
-from epiformer._validation import check_betas
+from epiformer._validation import check_betas, refuse_sparse_betas
 
 
 def _check_offset(offset: float) -> None:
@@ -21,9 +21,13 @@ def _check_offset(offset: float) -> None:
 
 
 def _input(data, *, mod: str | None, layer: str | None) -> np.ndarray:
-    if isinstance(data, AnnData | MuData):
-        return np.asarray(get_matrix(select_modality(data, mod, default=Key.mod.methyl), layer))
-    return np.asarray(data)
+    X = (
+        get_matrix(select_modality(data, mod, default=Key.mod.methyl), layer)
+        if isinstance(data, AnnData | MuData)
+        else data
+    )
+    refuse_sparse_betas(X, what="The input")
+    return np.asarray(X)
 
 
 def _apply(data, func, *, mod, layer, copy, dtype):

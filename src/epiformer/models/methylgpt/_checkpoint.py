@@ -53,9 +53,17 @@ def read_state_dict(path: str | PathLike) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(path)
+        try:
+            return load_file(path)
+        except SafetensorError as err:
+            msg = (
+                f"{path} is not a complete safetensors file ({err}): the download was interrupted, or a web page "
+                "was saved in its place. Download or save it again."
+            )
+            raise ValueError(msg) from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as err:
@@ -179,7 +187,14 @@ def _n_heads(explicit: int | None, args: dict[str, Any], config: dict[str, Any])
     if stored is not None and explicit is not None and int(stored) != explicit:
         msg = f"`n_heads={explicit}` contradicts the checkpoint's configuration ({int(stored)} heads)."
         raise ValueError(msg)
-    return int(stored if stored is not None else explicit if explicit is not None else DEFAULT_N_HEADS)
+    if stored is None and explicit is None:
+        msg = (
+            f"The number of attention heads is not recorded next to the weights (no {ARGS} or {CONFIG}) and cannot "
+            f"be read from their shapes; a wrong guess changes every output. Pass `n_heads=` (the published "
+            f"MethylGPT checkpoints use {DEFAULT_N_HEADS})."
+        )
+        raise ValueError(msg)
+    return int(stored if stored is not None else explicit)
 
 
 def load_pretrained(

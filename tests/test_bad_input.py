@@ -1,0 +1,275 @@
+"""Bad input, as users hit it: each call refused with a documented error type that names the object or file and
+says what to do, and nothing the call was handed is changed (the shared `refuses` fixture checks both)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+from anndata import AnnData
+from scipy import sparse
+
+import epiformer as ef
+from epiformer.models import MethylGPT, MethylGPTVocab
+
+HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in</body></html>\n"
+
+
+@pytest.fixture
+def tiny_model():
+    probes = [f"cg{i:08d}" for i in range(8)]
+    return MethylGPT(MethylGPTVocab.from_probes(probes), d_model=16, n_layers=1, n_heads=2)
+
+
+@pytest.fixture
+def saved_model(tiny_model, tmp_path):
+    folder = tmp_path / "model"
+    tiny_model.save_pretrained(folder)
+    return folder
+
+
+# --- io: files that are missing, truncated, or something else ---
+
+
+def test_matrix_missing_file(refuses, tmp_path):
+    refuses(lambda: ef.io.read_methylation_matrix(tmp_path / "betas.csv"), FileNotFoundError, "betas.csv")
+
+
+def test_matrix_web_page_in_place_of_a_table(refuses, tmp_path):
+    path = tmp_path / "betas.csv"
+    path.write_bytes(HTML)
+    refuses(lambda: ef.io.read_methylation_matrix(path), ValueError, "betas.csv", path)
+
+
+def test_geo_missing_file(refuses, tmp_path):
+    refuses(lambda: ef.io.read_geo_series_matrix(tmp_path / "GSE1_series_matrix.txt.gz"), FileNotFoundError, "GSE1")
+
+
+def test_geo_truncated_gzip(refuses, tmp_path):
+    whole = gzip.compress(b'!Series_title\t"x"\n' * 2000)
+    path = tmp_path / "GSE1_series_matrix.txt.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    refuses(lambda: ef.io.read_geo_series_matrix(path), (ValueError, OSError), "GSE1_series_matrix", path)
+
+
+def test_bedmethyl_missing_file(refuses, tmp_path):
+    refuses(lambda: ef.io.read_bedmethyl(tmp_path / "cell1.cov"), FileNotFoundError, "cell1.cov")
+
+
+def test_bedmethyl_ambiguous_layout_lists_the_candidates(refuses, tmp_path):
+    path = tmp_path / "sample.bedGraph"
+    path.write_text("chr1\t100\t101\t50\t1\t1\nchr1\t200\t201\t100\t2\t0\n")
+    refuses(lambda: ef.io.read_bedmethyl(path), ValueError, "(?s)bismark_cov.*methyldackel", path)
+
+
+def test_bedmethyl_truncated_gzip(refuses, tmp_path):
+    rows = "".join(f"chr1\t{100 + 2 * i}\t{100 + 2 * i}\t50\t1\t1\n" for i in range(20000)).encode()
+    whole = gzip.compress(rows)
+    path = tmp_path / "cell1.cov.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    refuses(lambda: ef.io.read_bedmethyl(path, format="bismark_cov"), (ValueError, OSError), "cell1.cov.gz", path)
+
+
+def test_bedmethyl_duplicate_sample_names(refuses, tmp_path):
+    paths = []
+    for name in ("a.cov", "b.cov"):
+        path = tmp_path / name
+        path.write_text("chr1\t100\t100\t50\t1\t1\n")
+        paths.append(path)
+    refuses(
+        lambda: ef.io.read_bedmethyl(paths, format="bismark_cov", sample_names=["s", "s"]),
+        ValueError,
+        "(?i)sample.*'s'|unique|duplicate",
+        *paths,
+    )
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_bedmethyl_min_coverage_below_one(refuses, tmp_path, bad):
+    path = tmp_path / "a.cov"
+    path.write_text("chr1\t100\t100\t50\t1\t1\n")
+    refuses(lambda: ef.io.read_bedmethyl(path, format="bismark_cov", min_coverage=bad), ValueError, "min_coverage")
+
+
+def test_manifest_missing_file(refuses, tmp_path):
+    refuses(lambda: ef.io.read_manifest(tmp_path / "EPIC.csv"), FileNotFoundError, "EPIC.csv")
+
+
+def test_manifest_web_page(refuses, tmp_path):
+    path = tmp_path / "EPIC.csv"
+    path.write_bytes(HTML)
+    refuses(lambda: ef.io.read_manifest(path), ValueError, "EPIC.csv", path)
+
+
+def test_genome_missing_fasta(refuses, tmp_path):
+    refuses(lambda: ef.io.Genome.open(tmp_path / "hg19.fa"), FileNotFoundError, "hg19.fa")
+
+
+# --- pp: values whose meaning the call cannot take ---
+
+
+def test_mvalue_of_values_outside_0_1(refuses, betas):
+    adata = betas.copy()
+    adata.X = adata.X * 10 - 5
+    refuses(lambda: ef.pp.to_mvalue(adata), ValueError, r"\[0, 1\]|beta", adata)
+
+
+def test_sparse_betas_refused_where_zeros_would_read_as_beta_0(refuses, betas):
+    adata = betas.copy()
+    adata.X = sparse.csr_matrix(np.nan_to_num(adata.X))
+    refuses(lambda: ef.pp.to_mvalue(adata), (TypeError, ValueError), "(?i)sparse", adata)
+
+
+def test_qc_metrics_of_a_layer_that_does_not_exist(refuses, betas):
+    refuses(lambda: ef.pp.qc_metrics(betas, layer="raw"), KeyError, "raw", betas)
+
+
+@pytest.mark.parametrize("option", [{"test_size": 1.5}, {"test_size": -0.1}, {"val_size": 1.0}])
+def test_split_fractions_outside_0_1(refuses, betas, option):
+    refuses(lambda: ef.pp.split_samples(betas, **option), ValueError, "size", betas)
+
+
+def test_split_stratify_column_missing(refuses, betas):
+    refuses(lambda: ef.pp.split_samples(betas, stratify="tissue"), KeyError, "tissue", betas)
+
+
+def test_matrix_duplicate_sample_ids(refuses, tmp_path):
+    path = tmp_path / "betas.csv"
+    path.write_text("ID_REF,S1,S1\ncg00000001,0.1,0.2\ncg00000002,0.3,0.4\n")
+    refuses(lambda: ef.io.read_methylation_matrix(path), ValueError, "Duplicated sample names: 'S1'", path)
+
+
+def test_aggregate_regions_without_count_layers(refuses, betas):
+    refuses(lambda: ef.pp.aggregate_regions(betas, regions="100kb"), (KeyError, ValueError), "mc|cov", betas)
+
+
+def test_aggregate_regions_unknown_bin_size(refuses):
+    adata = ef.datasets.imr90_wgbs_chr22()
+    refuses(lambda: ef.pp.aggregate_regions(adata, regions="100kbp"), ValueError, "100kbp", adata)
+
+
+def test_dilute_retention_not_positive(refuses):
+    adata = AnnData(X=np.random.default_rng(0).poisson(5, (20, 30)).astype(np.float32))
+    adata.layers["counts"] = adata.X.copy()
+    refuses(lambda: ef.pp.dilute(adata, 0), ValueError, "retention", adata)
+
+
+def test_motif_scores_empty_region(refuses):
+    genome = ef.datasets.hg19_chr22_segment()
+    refuses(
+        lambda: ef.pp.motif_scores("chr22:20000500-20000100", fasta=genome, tfs=["CTCF"]),
+        ValueError,
+        "chr22:20000500-20000100",
+    )
+
+
+def test_jaspar_release_not_bundled(refuses):
+    refuses(lambda: ef.pp.jaspar_motifs(release="JASPAR1999"), ValueError, "JASPAR1999")
+
+
+# --- tl / models: sizes, devices, targets, and checkpoints ---
+
+
+@pytest.mark.parametrize("batch_size", [0, -4])
+def test_embed_batch_size_not_positive(refuses, tiny_model, betas, batch_size):
+    refuses(lambda: ef.tl.embed(betas, tiny_model, batch_size=batch_size), ValueError, "batch_size", betas)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal without CUDA")
+def test_embed_on_cuda_without_cuda(refuses, tiny_model, betas):
+    refuses(lambda: ef.tl.embed(betas, tiny_model, device="cuda"), (ValueError, RuntimeError), "(?i)cuda", betas)
+
+
+def test_embed_none_of_the_model_cpgs(refuses, betas):
+    model = MethylGPT(MethylGPTVocab.from_probes(["cg99999999"]), d_model=16, n_layers=1, n_heads=2)
+    refuses(lambda: ef.tl.embed(betas, model), ValueError, "(?i)none of the model", betas)
+
+
+def test_baseline_target_missing(refuses, blood):
+    refuses(lambda: ef.tl.fit_baseline(blood, target="bmi"), KeyError, "bmi", blood)
+
+
+def test_baseline_constant_target(refuses, blood):
+    adata = blood.copy()
+    adata.obs["age"] = 40.0
+    refuses(lambda: ef.tl.fit_baseline(adata, target="age", split_key="none"), ValueError, "constant", adata)
+
+
+def test_finetune_single_class(refuses, tiny_model, betas):
+    adata = betas.copy()
+    adata.obs["disease"] = "control"
+    refuses(lambda: ef.tl.finetune(adata, tiny_model, target="disease"), ValueError, "single class", adata)
+
+
+def test_pretrain_mask_ratio_outside_0_1(refuses, betas):
+    refuses(lambda: ef.tl.pretrain(betas, mask_ratio=1.5, progress=False), ValueError, "mask_ratio", betas)
+
+
+def test_from_pretrained_missing_folder(refuses, tmp_path):
+    refuses(lambda: MethylGPT.from_pretrained(tmp_path / "nowhere"), FileNotFoundError, "nowhere")
+
+
+def test_from_pretrained_truncated_weights(refuses, saved_model):
+    weights = saved_model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    refuses(lambda: MethylGPT.from_pretrained(saved_model), ValueError, "model.safetensors", saved_model, weights)
+
+
+def test_from_pretrained_web_page_in_place_of_weights(refuses, saved_model):
+    weights = saved_model / "model.safetensors"
+    weights.write_bytes(HTML)
+    refuses(lambda: MethylGPT.from_pretrained(saved_model), ValueError, "model.safetensors", weights)
+
+
+def test_from_pretrained_config_not_json(refuses, saved_model):
+    config = saved_model / "config.json"
+    config.write_text("{'d_model': 16,")
+    refuses(lambda: MethylGPT.from_pretrained(saved_model), ValueError, "config.json", config)
+
+
+def test_from_pretrained_config_missing(refuses, saved_model):
+    (saved_model / "config.json").unlink()  # the head count is in no other file: a default would be a guess
+    refuses(lambda: MethylGPT.from_pretrained(saved_model), ValueError, "n_heads=", saved_model)
+
+
+def test_from_pretrained_vocabulary_disagrees_with_weights(refuses, saved_model):
+    vocab = saved_model / "vocab.json"
+    stoi = json.loads(vocab.read_text())
+    stoi["cg12345678"] = max(stoi.values()) + 1
+    vocab.write_text(json.dumps(stoi))
+    refuses(lambda: MethylGPT.from_pretrained(saved_model), ValueError, "(?i)vocab", vocab)
+
+
+def test_from_pretrained_config_disagrees_with_weights(refuses, saved_model):
+    config = saved_model / "config.json"
+    meta = json.loads(config.read_text())
+    meta["sha256"] = "0" * 64
+    config.write_text(json.dumps(meta))
+    refuses(lambda: MethylGPT.from_pretrained(saved_model), ValueError, "(?i)sha256|changed|damaged", config)
+
+
+def test_vocab_with_duplicate_probes(refuses):
+    refuses(lambda: MethylGPTVocab.from_probes(["cg00000001", "cg00000001"]), ValueError, "cg00000001")
+
+
+def test_predict_without_a_fitted_predictor(refuses, betas):
+    refuses(lambda: ef.tl.predict(betas, object()), TypeError, "(?i)predictor", betas)
+
+
+def test_evaluate_truth_column_missing(refuses, betas):
+    adata = betas.copy()
+    adata.obs["pred"] = 1.0
+    refuses(lambda: ef.tl.evaluate(adata, truth="age", pred="pred", split=None), KeyError, "age", adata)
+
+
+def test_the_helper_sees_a_changed_input(refuses, betas):
+    """`refuses` itself fails when a refused call changed what it was handed."""
+
+    def mutate_then_raise():
+        betas.obs["touched"] = 1
+        raise ValueError("refused")
+
+    with pytest.raises(AssertionError):
+        refuses(mutate_then_raise, ValueError, "refused", betas)
