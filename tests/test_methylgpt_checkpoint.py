@@ -132,7 +132,7 @@ def test_history_survives_save_and_load(tmp_path):
     model.save_pretrained(tmp_path / "saved")
     loaded = MethylGPT.from_pretrained(tmp_path / "saved")
     pd.testing.assert_frame_equal(loaded.history, model.history)
-    assert MethylGPT.from_pretrained(_published(tmp_path / "published", model)).history.empty
+    assert MethylGPT.from_pretrained(_published(tmp_path / "published", model, args={"nhead": 2})).history.empty
 
 
 def test_refuses_weights_swapped_after_saving(tmp_path):
