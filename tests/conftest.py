@@ -82,10 +82,8 @@ def _assert_same(before, after) -> None:
         assert before.keys() == after.keys()
         for key in before:
             _assert_same(before[key], after[key])
-    elif isinstance(before, pd.DataFrame | pd.Series):
-        pd.testing.assert_frame_equal(before, after) if isinstance(
-            before, pd.DataFrame
-        ) else pd.testing.assert_series_equal(before, after)
+    elif isinstance(before, pd.DataFrame):
+        pd.testing.assert_frame_equal(after, before)
     elif sparse.issparse(before):
         assert sparse.issparse(after) and before.shape == after.shape and (before != after).nnz == 0
     elif isinstance(before, np.ndarray):

@@ -39,10 +39,13 @@ def test_mvalue_then_beta_gives_the_betas_back_and_keeps_missing(betas):
 
 
 @SETTINGS
-@given(st.one_of(st.integers(-5, 0), st.floats(0.01, 0.99), st.just(True), st.just("1")))
+@given(st.one_of(st.integers(-5, 10**6), st.floats(0.01, 0.99), st.just(True), st.just("1")))
 def test_min_coverage_takes_only_positive_integers(value):
-    with pytest.raises((TypeError, ValueError), match="min_coverage"):
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         check_min_coverage(value)
+    else:
+        with pytest.raises((TypeError, ValueError), match="min_coverage"):
+            check_min_coverage(value)
 
 
 @SETTINGS

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import pandas as pd
+
 
 def is_gzip(path: Path) -> bool:
     """Whether the file starts with the gzip magic bytes (gzip and bgzip alike), whatever its name."""
@@ -52,10 +54,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def incomplete_file(path: str | os.PathLike) -> Iterator[None]:
-    """Turn the errors of a truncated or damaged gzip stream read in the block into a ValueError naming `path`."""
+def readable(path: str | os.PathLike, *, what: str, hint: str = "") -> Iterator[None]:
+    """Turn decompression and tokenizer failures while reading `path` into a :class:`ValueError` naming it.
+
+    `what` says what the file was read as (``"a manifest"``); `hint` is appended to the message.
+    """
     try:
         yield
-    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-        msg = f"{path} is not a complete gzip file ({err}): the download was interrupted or the file damaged. Get it again."
-        raise ValueError(msg) from None
+    except (EOFError, zlib.error, gzip.BadGzipFile, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        msg = (
+            f"{path} could not be read as {what} ({type(err).__name__}: {err}). The file looks truncated or "
+            f"corrupt; download it again.{hint}"
+        )
+        raise ValueError(msg) from err

@@ -83,19 +83,16 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """
     import torch
 
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if device != "auto":
         device = torch.device(device)
-        available = {
-            "cuda": torch.cuda.is_available,
-            "mps": lambda: getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
-        }
-        if device.type in available and not available[device.type]():
+        if (device.type == "cuda" and not torch.cuda.is_available()) or (device.type == "mps" and not mps):
             msg = f"`device={str(device)!r}` is not available on this machine; use device='auto' (or 'cpu')."
             raise ValueError(msg)
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if mps:
         return torch.device("mps")
     return torch.device("cpu")
 

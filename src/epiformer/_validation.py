@@ -19,13 +19,12 @@ def first_items(items: Sequence, n: int = 5) -> str:
 
 
 def refuse_sparse_betas(X, *, what: str = "the data") -> None:
-    """Raise a :class:`TypeError` if `X` is a sparse matrix: its implicit zeros would read as beta 0, not missing."""
+    """Raise a :class:`TypeError` if `X` is sparse: its implicit zeros would read as values of 0, not as missing."""
     if sparse.issparse(X):
         msg = (
-            f"{what} is a sparse matrix of beta values: its {X.shape[0] * X.shape[1] - X.nnz} implicit zeros would "
-            "read as beta 0 (unmethylated), not as missing. Store betas dense with NaN for missing "
-            "(`adata.X = adata.X.toarray()` after setting uncovered sites to NaN), or keep sequencing counts as "
-            "`mc` / `cov` layers (`ef.io.read_bedmethyl`)."
+            f"{what} is a sparse matrix: its {X.shape[0] * X.shape[1] - X.nnz} implicit zeros would read as 0 "
+            "(beta 0, or M-value 0 = beta 0.5), not as missing. Store beta or M-values as a dense matrix with NaN "
+            "where a value is missing, or keep sequencing counts as `mc` / `cov` layers (`ef.io.read_bedmethyl`)."
         )
         raise TypeError(msg)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from epiformer._files import is_gzip, open_text
+from epiformer._files import is_gzip, open_text, readable
 
 #: Rows read at once from one file, so a whole-genome file never sits in memory as text-derived objects.
 CHUNK_ROWS = 2_000_000
@@ -198,7 +198,7 @@ def iter_chunks(path: Path, fmt: CallFormat, n_header: int) -> Iterator[pd.DataF
 
     Text such as ``NA`` stays text (no value is turned into a missing one), so a bad value is reported, not skipped.
     """
-    try:
+    with readable(path, what=f"a {fmt.tool} file"):
         reader = pd.read_csv(
             path,
             sep=r"\s+",
@@ -218,6 +218,3 @@ def iter_chunks(path: Path, fmt: CallFormat, n_header: int) -> Iterator[pd.DataF
             except TypeError as err:  # text where the layout has a number (a start, an end, a percentage)
                 msg = f"{path}: text in a numeric column of a {fmt.tool} file ({err}); check the file and `format=`."
                 raise ValueError(msg) from err
-    except (OSError, EOFError, zlib.error, pd.errors.ParserError) as err:
-        msg = f"{path}: could not be read to the end ({err}); the file may be truncated or corrupt."
-        raise ValueError(msg) from err

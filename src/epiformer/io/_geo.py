@@ -13,7 +13,7 @@ import pandas as pd
 from anndata import AnnData
 
 from epiformer._constants import Key
-from epiformer._files import incomplete_file
+from epiformer._files import readable
 
 from ._common import Values, betas_to_anndata, check_path, numeric_frame
 
@@ -88,7 +88,10 @@ def read_geo_series_matrix(path: str | Path, *, values: Values = "beta") -> AnnD
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     header: list[list[str]] = []
     table: list[str] = []
-    with incomplete_file(path), opener(path, "rt", encoding="utf-8", errors="replace", newline="") as handle:
+    with (
+        readable(path, what="a GEO series matrix"),
+        opener(path, "rt", encoding="utf-8", errors="replace", newline="") as handle,
+    ):
         in_table = False
         for line in handle:
             if line.startswith("!series_matrix_table_begin"):

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import re
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from epiformer._constants import Key
-from epiformer._files import is_gzip, open_text
+from epiformer._files import is_gzip, open_text, readable
 from epiformer._sequence import normalize_chrom
 from epiformer._validation import first_items
 
@@ -67,19 +63,6 @@ class _Assay:
     header: int
     n_rows: int
     loci_count: int | None
-
-
-@contextmanager
-def _readable(path: Path) -> Iterator[None]:
-    """Turn decompression and tokenizer failures into a :class:`ValueError` that names the file."""
-    try:
-        yield
-    except (EOFError, zlib.error, gzip.BadGzipFile, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        msg = (
-            f"{path} could not be read as a manifest ({type(err).__name__}: {err}). The file looks truncated or "
-            f"corrupt; download it again. Accepted layouts: {LAYOUTS}."
-        )
-        raise ValueError(msg) from err
 
 
 def _head(path: Path) -> list[str]:
@@ -378,7 +361,7 @@ def read_manifest(path: str | Path, *, build: Build | None = None) -> pd.DataFra
     if build not in (None, "hg19", "hg38"):
         msg = f"`build` must be 'hg19', 'hg38' or None, got {build!r}."
         raise ValueError(msg)
-    with _readable(path):
+    with readable(path, what="a manifest", hint=f" Accepted layouts: {LAYOUTS}."):
         if _layout(path, _head(path)) == "infinium":
             return _read_infinium(path, build)
         return _read_illumina(path, build)

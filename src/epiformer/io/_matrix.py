@@ -10,6 +10,7 @@ from typing import Literal
 import pandas as pd
 from anndata import AnnData
 
+from epiformer._files import readable
 from epiformer._probe_ids import probe_like_fraction
 
 from ._common import Values, betas_to_anndata, check_path, numeric_frame
@@ -77,7 +78,8 @@ def read_methylation_matrix(path: str | Path, *, orientation: Orientation = "aut
         axis with ``orientation="auto"``, or values outside [0, 1] with ``values="beta"``.
     """
     path = check_path(path)
-    frame = _read_table(path)
+    with readable(path, what="a methylation matrix"):
+        frame = _read_table(path)
     if orientation == "auto":
         rows, cols = probe_like_fraction(frame.index), probe_like_fraction(frame.columns)
         if max(rows, cols) < 0.5:

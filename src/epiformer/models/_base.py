@@ -149,17 +149,30 @@ def check_weights(weights: Path, config: Mapping[str, Any]) -> str:
     return digest
 
 
-def load_folder(directory: str | PathLike, *, format: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict]:
-    """Read a folder written by :func:`save_folder`: its config, its tensors and ``{"path", "sha256"}``."""
+def load_safetensors(path: str | PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file; a truncated file or a web page saved in its place is a ValueError."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    try:
+        return load_file(str(path))
+    except SafetensorError as err:
+        msg = (
+            f"{path} is not a complete safetensors file ({err}): the download was interrupted, or a web page was "
+            "saved in its place. Download or save it again."
+        )
+        raise ValueError(msg) from None
+
+
+def load_folder(directory: str | PathLike, *, format: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict]:
+    """Read a folder written by :func:`save_folder`: its config, its tensors and ``{"path", "sha256"}``."""
     directory = Path(directory)
     if not (directory / CONFIG).is_file() or not (directory / WEIGHTS).is_file():
         msg = f"{directory} does not hold {CONFIG} and {WEIGHTS} (a folder written by epiformer's `save`)."
         raise FileNotFoundError(msg)
     config = read_config(directory / CONFIG, format=format)
     digest = check_weights(directory / WEIGHTS, config)
-    return config, load_file(str(directory / WEIGHTS)), {"path": str(directory.resolve()), "sha256": digest}
+    return config, load_safetensors(directory / WEIGHTS), {"path": str(directory.resolve()), "sha256": digest}
 
 
 class Predictor(ABC):

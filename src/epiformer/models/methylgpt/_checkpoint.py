@@ -20,7 +20,16 @@ from torch import nn
 
 from epiformer._logging import warn
 from epiformer._validation import first_items
-from epiformer.models._base import CONFIG, WEIGHTS, check_weights, history_frame, read_config, save_folder, sha256
+from epiformer.models._base import (
+    CONFIG,
+    WEIGHTS,
+    check_weights,
+    history_frame,
+    load_safetensors,
+    read_config,
+    save_folder,
+    sha256,
+)
 from epiformer.models.methylgpt._config import DEFAULT_N_HEADS, MASK_VALUE, MISSING_VALUE
 from epiformer.models.methylgpt._vocab import MethylGPTVocab
 
@@ -53,17 +62,7 @@ def read_state_dict(path: str | PathLike) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(path)
-        except SafetensorError as err:
-            msg = (
-                f"{path} is not a complete safetensors file ({err}): the download was interrupted, or a web page "
-                "was saved in its place. Download or save it again."
-            )
-            raise ValueError(msg) from None
+        return load_safetensors(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as err:

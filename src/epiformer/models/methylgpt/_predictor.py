@@ -16,7 +16,15 @@ from epiformer._probe_ids import warn_low_coverage
 from epiformer._targets import Task
 from epiformer._utils import progress_bar
 from epiformer._validation import check_betas
-from epiformer.models._base import Predictor, history_frame, load_folder, on_device, read_config, save_folder
+from epiformer.models._base import (
+    Predictor,
+    history_frame,
+    load_folder,
+    load_safetensors,
+    on_device,
+    read_config,
+    save_folder,
+)
 from epiformer.models.methylgpt._heads import FinetuneNet
 from epiformer.models.methylgpt._module import MethylGPT
 from epiformer.pp import align_to_vocab
@@ -162,12 +170,10 @@ class MethylGPTPredictor(Predictor):
 
 def _read_legacy(directory: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """Configuration and head tensors of a predictor saved by the earlier release."""
-    from safetensors.torch import load_file
-
     warn(
         f"{directory} uses the earlier predictor layout ({LEGACY_CONFIG}, {LEGACY_HEAD}); save it again with "
         "`MethylGPTPredictor.save` to write the current one (config.json, model.safetensors). The old layout "
         "will not be read in the next release.",
         FutureWarning,
     )
-    return read_config(directory / LEGACY_CONFIG), load_file(str(directory / LEGACY_HEAD))
+    return read_config(directory / LEGACY_CONFIG), load_safetensors(directory / LEGACY_HEAD)
