@@ -13,7 +13,7 @@ from anndata import AnnData
 from scipy import sparse
 
 import epiformer as ef
-from epiformer.models import MethylGPT, MethylGPTVocab
+from epiformer.models import EpiGePT, MethylGPT, MethylGPTVocab
 
 HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in</body></html>\n"
 
@@ -234,6 +234,34 @@ def test_from_pretrained_config_disagrees_with_weights(refuses, saved_model):
     meta["sha256"] = "0" * 64
     config.write_text(json.dumps(meta))
     refuses(lambda: MethylGPT.from_pretrained(saved_model), ValueError, "(?i)sha256|changed|damaged", config)
+
+
+def test_from_pretrained_nan_weights(refuses, tiny_model, tmp_path):
+    with torch.no_grad():
+        next(tiny_model.parameters())[0] = float("nan")
+    tiny_model.save_pretrained(tmp_path / "diverged")
+    weights = tmp_path / "diverged" / "model.safetensors"
+    refuses(lambda: MethylGPT.from_pretrained(tmp_path / "diverged"), ValueError, "NaN or infinite weights", weights)
+
+
+@pytest.mark.skipif(
+    not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"), reason="Lightning checkpoints need torch>=2.5"
+)
+def test_lightning_checkpoint_with_infinite_weights(refuses, tmp_path):
+    weight = torch.zeros(4, 4, 3)
+    weight[1, 2, 0] = float("inf")
+    path = tmp_path / "epoch=3.ckpt"
+    torch.save({"state_dict": {"convmodule.conv1.weight": weight}, "epoch": 3}, path)
+    refuses(lambda: EpiGePT.from_pretrained(path), ValueError, r"NaN or infinite weights.*conv1\.weight \(1\)", path)
+
+
+def test_nonfinite_outputs_are_warned_and_counted(tiny_model, betas):
+    with torch.no_grad():
+        tiny_model.encoder.embedding.weight.fill_(float("inf"))
+    with pytest.warns(UserWarning, match=r"are NaN or infinite.*n_nonfinite"):
+        ef.tl.embed(betas, tiny_model)
+    n = int((~np.isfinite(betas.obsm["X_methylgpt"])).sum())
+    assert n > 0 and betas.uns["methylgpt"]["n_nonfinite"] == {"obsm['X_methylgpt']": n}
 
 
 def test_vocab_with_duplicate_probes(refuses):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -63,6 +65,20 @@ def test_whole_chromosome_fasta(tmp_path):
     assert _text(piece.fetch("1", 103, 104)) == "GT"
     with pytest.raises(FileNotFoundError):
         ef.io.Genome(tmp_path / "missing.fa")
+
+
+def test_stale_index_is_rebuilt(tmp_path):
+    """A FASTA edited after its ``.fai`` was built: the old offsets would read the wrong bases."""
+    fasta = tmp_path / "g.fa"
+    fasta.write_text(">chr1\nACGTACGTAC\n>chr2\nGGGG\n")
+    assert _text(ef.io.Genome(fasta).fetch("2", 1, 4)) == "GGGG"
+    fasta.write_text(">chr1\nAC\n>chr2\nTTTTCCCC\n")
+    index = tmp_path / "g.fa.fai"
+    os.utime(index, (index.stat().st_atime - 60, index.stat().st_mtime - 60))
+    with pytest.warns(UserWarning, match="older than g.fa.*rebuilt"):
+        genome = ef.io.Genome(fasta)
+    assert _text(genome.fetch("2", 1, 8)) == "TTTTCCCC"
+    assert genome.bounds("1") == (1, 2)
 
 
 def test_encoding_helpers():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -13,6 +13,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from epiformer._logging import warn
+from epiformer._validation import count_nonfinite
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,8 +69,26 @@ def select_modality(data: AnnData | MuData, mod: str | None, *, default: str) ->
     return data.mod[name]
 
 
-def record_params(adata: AnnData, key: str, params: dict[str, Any], **extra: Any) -> None:
-    """Write ``uns[key] = {"params": {..., "epiformer_version": ...}, **extra}``, scanpy's provenance layout."""
+def record_params(
+    adata: AnnData, key: str, params: dict[str, Any], *, outputs: Mapping[str, Any] | None = None, **extra: Any
+) -> None:
+    """Write ``uns[key] = {"params": {..., "epiformer_version": ...}, **extra}``, scanpy's provenance layout.
+
+    `outputs` maps each written result (``"obsm['X_methylgpt']"``) to its values, or to the count of its NaN or
+    infinite values: a result with any is warned about with the count, which is recorded as
+    ``uns[key]["n_nonfinite"]``.
+    """
+    nonfinite = {}
+    for name, values in (outputs or {}).items():
+        n = values if isinstance(values, int) else count_nonfinite(values)
+        if n:
+            nonfinite[name] = n
+            warn(
+                f"{n} of the values written to {name} are NaN or infinite: the model overflowed or its inputs hold "
+                f"extreme values. They are kept as they are and counted in uns[{key!r}]['n_nonfinite']."
+            )
+    if nonfinite:
+        extra["n_nonfinite"] = nonfinite
     adata.uns[key] = {"params": {**params, "epiformer_version": package_version()}, **extra}
 
 

@@ -55,6 +55,14 @@ def check_betas(X, *, what: str = "the data") -> None:
         raise ValueError(msg)
 
 
+def count_nonfinite(values) -> int:
+    """The number of NaN or infinite entries of a numeric array or DataFrame (0 for non-numeric data)."""
+    array = values.to_numpy() if isinstance(values, pd.DataFrame | pd.Series) else np.asarray(values)
+    if not np.issubdtype(array.dtype, np.number):
+        return 0
+    return int(array.size - np.isfinite(array).sum())
+
+
 def check_unique(names: Sequence[str] | pd.Index, *, what: str) -> None:
     """Raise a :class:`ValueError` listing the duplicated entries of `names`."""
     index = pd.Index(names)

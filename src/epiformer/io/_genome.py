@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from epiformer._logging import warn
 from epiformer._sequence import N_CODE, REGION, encode, normalize_chrom
 from epiformer._validation import first_items
 
@@ -53,8 +54,15 @@ class Genome:
         if not self.path.is_file():
             msg = f"No such FASTA file: {self.path}"
             raise FileNotFoundError(msg)
+        index = Path(f"{self.path}.fai")
+        stale = index.is_file() and index.stat().st_mtime < self.path.stat().st_mtime
+        if stale:
+            warn(f"{index} is older than {self.path.name}: the FASTA changed after its index was built; rebuilt it.")
         try:
-            self._fasta = pyfaidx.Fasta(str(self.path), sequence_always_upper=False, rebuild=False)
+            self._fasta = pyfaidx.Fasta(str(self.path), sequence_always_upper=False, rebuild=stale)
+        except PermissionError as err:
+            msg = f"Could not write the index of {self.path} ({err}); index it once with `samtools faidx` or copy it."
+            raise PermissionError(msg) from err
         except Exception as err:  # pyfaidx raises several types for unreadable files
             msg = f"Could not read {self.path} as an indexed FASTA file: {err}"
             raise ValueError(msg) from err

@@ -149,19 +149,49 @@ def check_weights(weights: Path, config: Mapping[str, Any]) -> str:
     return digest
 
 
+def check_finite_weights(tensors: Mapping[str, torch.Tensor], *, path: str | PathLike) -> None:
+    """Raise a :class:`ValueError` naming the tensors of `path` that hold NaN or infinite values.
+
+    A model built from such weights answers NaN (or nonsense) for every input, so it is never loaded.
+    """
+    import torch
+
+    bad = {
+        name: int((~torch.isfinite(t)).sum())
+        for name, t in tensors.items()
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    }
+    if bad:
+        shown = ", ".join(f"{name} ({n})" for name, n in list(bad.items())[:5])
+        msg = (
+            f"{path} holds NaN or infinite weights in {len(bad)} tensor(s): {shown}"
+            f"{', ...' if len(bad) > 5 else ''}. The training that wrote it diverged or the file is damaged; "
+            "use an earlier checkpoint, or train again with a lower learning rate."
+        )
+        raise ValueError(msg)
+
+
 def load_safetensors(path: str | PathLike) -> dict[str, torch.Tensor]:
-    """The tensors of a ``.safetensors`` file; a truncated file or a web page saved in its place is a ValueError."""
+    """The tensors of a ``.safetensors`` file, all finite.
+
+    Raises
+    ------
+    ValueError
+        If the file is truncated, is a web page saved in its place, or holds NaN or infinite weights.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
     except SafetensorError as err:
         msg = (
             f"{path} is not a complete safetensors file ({err}): the download was interrupted, or a web page was "
             "saved in its place. Download or save it again."
         )
         raise ValueError(msg) from None
+    check_finite_weights(tensors, path=path)
+    return tensors
 
 
 def load_folder(directory: str | PathLike, *, format: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict]:

@@ -156,7 +156,7 @@ def attention(
         groups = [str(g) for g in labels.categories]
         data, adata = output(data, copy=copy, mod=mod, default=Key.mod.methyl)
         adata.varm[key_added] = pd.DataFrame(means, index=adata.var_names, columns=groups)
-        record_params(adata, key_added, params, groups=groups, top=table)
+        record_params(adata, key_added, params, outputs={f"varm[{key_added!r}]": per_sample}, groups=groups, top=table)
         written += [f"varm[{key_added!r}]", f"uns[{key_added!r}]"]
     return data if copy else None
 

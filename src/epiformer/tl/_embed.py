@@ -73,7 +73,8 @@ def embed(
     `uns['methylgpt']` (or `uns[key_added]` for a custom `key_added`)
         `params`: `checkpoint` (path) and `checkpoint_sha256`, `d_model`, `n_layers`, `n_heads`, the coverage
         (`n_vocab`, `n_found`, `fraction_found`, `n_unused`), `missing`, `layer`, `var_key`, `batch_size`,
-        `device`, `epiformer_version`; and `all_missing_samples`.
+        `device`, `epiformer_version`; `all_missing_samples`; and `n_nonfinite` where the embedding holds NaN or
+        infinite values (warned).
     """
     from epiformer.models import methylgpt
 
@@ -90,6 +91,12 @@ def embed(
         data, adata = output(data, copy=copy, mod=mod, default=Key.mod.methyl)
         adata.obsm[key_added] = emb
         uns_key = Key.uns.methylgpt if key_added == Key.obsm.methylgpt else key_added
-        record_params(adata, uns_key, params, all_missing_samples=list(inputs.all_missing))
+        record_params(
+            adata,
+            uns_key,
+            params,
+            outputs={f"obsm[{key_added!r}]": emb},
+            all_missing_samples=list(inputs.all_missing),
+        )
         written += [f"obsm[{key_added!r}]", f"uns[{uns_key!r}]"]
     return data if copy else None

@@ -67,7 +67,8 @@ def impute(
     `uns[key_added]`
         `params` (checkpoint, model shape, coverage, `missing`, `layer`, `var_key`, `batch_size`, `device`,
         `epiformer_version`), `n_imputed` (values filled), `n_samples_imputed`, `n_left_missing` (missing
-        values of CpGs outside the vocabulary) and `all_missing_samples`.
+        values of CpGs outside the vocabulary), `all_missing_samples`, and `n_nonfinite` where predictions came
+        out NaN (warned).
     """
     from epiformer.models import methylgpt
 
@@ -84,6 +85,13 @@ def impute(
         data, adata = output(data, copy=copy, mod=mod, default=Key.mod.methyl)
         adata.layers[key_added] = out
         uns_key = Key.uns.imputed if key_added == Key.layers.imputed else key_added
-        record_params(adata, uns_key, params, **counts, all_missing_samples=list(inputs.all_missing))
+        record_params(
+            adata,
+            uns_key,
+            params,
+            outputs={f"layers[{key_added!r}]": counts.pop("n_nonfinite")},
+            **counts,
+            all_missing_samples=list(inputs.all_missing),
+        )
         written += [f"layers[{key_added!r}]", f"uns[{uns_key!r}]"]
     return data if copy else None

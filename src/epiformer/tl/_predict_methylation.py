@@ -91,7 +91,14 @@ def predict_methylation(
             betas, coords, n_missing = predict_expression_only(data, model, cpgs=cpgs, layer=layer, **options)
             data, target = output(data, copy=copy, mod=None, default=Key.mod.rna)
             target.obsm[key_added] = betas
-            record_params(target, key_added, params, n_genes_missing=n_missing, cpgs=coords)
+            record_params(
+                target,
+                key_added,
+                params,
+                outputs={f"obsm[{key_added!r}]": betas},
+                n_genes_missing=n_missing,
+                cpgs=coords,
+            )
             written += [f"obsm['{key_added}']", f"uns['{key_added}']"]
         else:
             full, extra = predict_paired(data, model, cpgs=cpgs, layer=layer, mod=mod, **options)

@@ -81,6 +81,6 @@ def predict(
             classes = list(predictor.classes or [])
             adata.obs[key] = pd.Categorical(np.asarray(classes)[values.argmax(axis=1)], categories=classes)
             adata.obsm[f"{key}_proba"] = pd.DataFrame(values, index=adata.obs_names, columns=classes)
-        record_params(adata, key, {**predictor.describe(), "layer": layer})
+        record_params(adata, key, {**predictor.describe(), "layer": layer}, outputs={f"obs[{key!r}]": values})
         written += [f"obs[{key!r}]", f"uns[{key!r}]"]
     return data if copy else None

@@ -22,7 +22,7 @@ from torch import nn
 
 from epiformer._utils import package_version
 from epiformer._validation import first_items
-from epiformer.models._base import history_frame, load_folder, save_folder, sha256
+from epiformer.models._base import check_finite_weights, history_frame, load_folder, save_folder, sha256
 from epiformer.models.epigept._config import EpiGePTConfig
 
 #: The ``format`` tag of the ``config.json`` that :meth:`EpiGePT.save_pretrained` writes.
@@ -293,6 +293,7 @@ def load_pretrained(
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             msg = f"{path.name} has no `state_dict` of tensors; is it an EpiGePT Lightning checkpoint?"
             raise ValueError(msg)
+        check_finite_weights(state, path=path)
         hparams = ckpt.get("hyper_parameters") or {}
         if names is None and isinstance(hparams, dict) and hparams.get("tf_names"):
             names = [str(t) for t in hparams["tf_names"]]

@@ -23,6 +23,7 @@ from epiformer._validation import first_items
 from epiformer.models._base import (
     CONFIG,
     WEIGHTS,
+    check_finite_weights,
     check_weights,
     history_frame,
     load_safetensors,
@@ -85,6 +86,7 @@ def read_state_dict(path: str | PathLike) -> dict[str, torch.Tensor]:
     if bad:
         msg = f"{path} is not a plain state dict: these entries are not named tensors: {first_items(bad)}."
         raise ValueError(msg)
+    check_finite_weights(obj, path=path)
     return dict(obj)
 
 

@@ -172,14 +172,15 @@ def impute(
 ) -> tuple[np.ndarray, dict[str, int], str]:
     """The matrix with its missing vocabulary CpGs predicted by the MLM head, the counts, and the device.
 
-    Observed values are copied bit for bit; missing values of CpGs outside the vocabulary stay NaN.
+    Observed values are copied bit for bit; missing values of CpGs outside the vocabulary stay NaN. The counts
+    include `n_nonfinite`, the predictions that came out NaN (written as they are).
     """
     X = inputs.X
     dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.float32
     # token positions (after <cls>) of the data's vocabulary CpGs
     positions = inputs.in_vocab if missing == "legacy" else np.arange(len(inputs.in_data))
     out = np.empty(X.shape, dtype=dtype)
-    n_imputed = n_samples = 0
+    n_imputed = n_samples = n_nonfinite = 0
     with (
         on_device(model, device, bf16_on_cuda=True) as dev,
         progress_bar(total=X.shape[0], desc="MethylGPT imputation", unit="sample", disable=not progress) as bar,
@@ -201,9 +202,15 @@ def impute(
                 block[fill] = pred[fill]
                 out[(start + rows)[:, None], inputs.in_data[None, :]] = block
                 n_imputed += int(fill.sum())
+                n_nonfinite += int(np.isnan(pred[fill]).sum())
                 n_samples += len(rows)
                 bar.update(len(rows))
-    counts = {"n_imputed": n_imputed, "n_samples_imputed": n_samples, "n_left_missing": int(np.isnan(out).sum())}
+    counts = {
+        "n_imputed": n_imputed,
+        "n_samples_imputed": n_samples,
+        "n_left_missing": int(np.isnan(out).sum()),
+        "n_nonfinite": n_nonfinite,
+    }
     return out, counts, str(dev)
 
 
