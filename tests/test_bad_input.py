@@ -142,6 +142,35 @@ def test_dilute_retention_not_positive(refuses):
     refuses(lambda: ef.pp.dilute(adata, 0), ValueError, "retention", adata)
 
 
+@pytest.fixture
+def log_normalised():
+    counts = np.random.default_rng(0).poisson(3, (40, 12)).astype(np.float32)
+    adata = AnnData(X=counts, obs={"group": ["a", "b"] * 20})
+    adata.var_names = [f"TF{i}" for i in range(12)]
+    adata.layers["counts"] = np.log1p(counts / counts.sum(axis=1, keepdims=True) * 1e4)
+    return adata
+
+
+def test_dilute_log_normalised_counts(refuses, log_normalised):
+    refuses(
+        lambda: ef.pp.dilute(log_normalised, 100), ValueError, "look log-transformed.*layer='counts'", log_normalised
+    )
+
+
+def test_tf_context_log_normalised_counts(refuses, log_normalised):
+    adata = log_normalised
+    call = lambda: ef.pp.tf_context(adata, groupby="group", tfs=list(adata.var_names), min_cells=1)
+    refuses(call, ValueError, "`counts` holds fractional values", adata)
+
+
+def test_raw_counts_accept_estimated_counts():
+    ef_counts = np.array([[10.5, 0.0, 230.25], [1.0, 2.0, 3.0]])
+    from epiformer._validation import check_raw_counts
+
+    check_raw_counts(ef_counts)  # salmon-style estimated counts: fractional, but not on a log scale
+    check_raw_counts(sparse.csr_matrix(np.eye(3) * 4))
+
+
 def test_motif_scores_empty_region(refuses):
     genome = ef.datasets.hg19_chr22_segment()
     refuses(

@@ -83,6 +83,29 @@ def check_nonnegative(X, *, what: str = "counts") -> None:
         raise ValueError(msg)
 
 
+#: Largest value of a matrix with fractional values that is read as log-transformed rather than as estimated counts.
+LOG_SCALE_MAX = 30.0
+
+
+def check_raw_counts(X, *, what: str = "counts") -> None:
+    """Raise a :class:`ValueError` unless `X` holds raw counts: finite, non-negative and not log-transformed.
+
+    Fractional values are accepted as estimated counts (salmon, RSEM) unless nearly all (90 %) non-zero values are
+    fractional and none exceeds :data:`LOG_SCALE_MAX`, the range of ``log1p`` of any count matrix; negative
+    values (scaled data) are refused by :func:`check_nonnegative`.
+    """
+    check_nonnegative(X, what=what)
+    values = X.data if sparse.issparse(X) else np.asarray(X).ravel()
+    values = values[values != 0]
+    if values.size and values.max() <= LOG_SCALE_MAX and (values != np.round(values)).mean() > 0.9:
+        msg = (
+            f"{what} holds fractional values no larger than {values.max():.3g}: they look log-transformed or "
+            "normalised (`sc.pp.log1p`, `sc.pp.normalize_total`), but raw counts are required. Pass the layer that "
+            "holds the raw counts (`layer='counts'`), or keep a copy of them before normalising."
+        )
+        raise ValueError(msg)
+
+
 def warn_all_missing_rows(X: np.ndarray, names: Sequence[str], *, what: str = "samples") -> list[str]:
     """Warn about rows of `X` with no observed value and return their names (they are kept, not dropped)."""
     empty = np.isnan(X).all(axis=1) if X.shape[1] else np.ones(X.shape[0], dtype=bool)

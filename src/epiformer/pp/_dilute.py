@@ -11,7 +11,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params, doc_random_state
 from epiformer._logging import warn
 from epiformer._utils import as_generator, get_matrix, record_params, select_modality
-from epiformer._validation import check_nonnegative
+from epiformer._validation import check_nonnegative, check_raw_counts
 
 DiluteMethod = Literal["multinomial", "legacy"]
 
@@ -223,7 +223,11 @@ def dilute(
     retention = int(retention)
     target = select_modality(adata, mod, default=Key.mod.rna)
     X = get_matrix(target, layer)
-    check_nonnegative(X, what=f"`layers[{layer!r}]`" if layer else "`.X`")
+    what = f"`layers[{layer!r}]`" if layer else "`.X`"
+    if method == "multinomial":
+        check_raw_counts(X, what=what)
+    else:
+        check_nonnegative(X, what=what)
     totals = np.asarray(X.sum(axis=1)).ravel()
     if (totals <= 0).any():
         warn(

@@ -15,7 +15,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_mod, doc_params
 from epiformer._logging import warn
 from epiformer._utils import get_matrix, record_params, select_modality
-from epiformer._validation import check_nonnegative, first_items
+from epiformer._validation import check_nonnegative, check_raw_counts, first_items
 from epiformer.pp._motifs import tf_list
 
 if TYPE_CHECKING:
@@ -150,7 +150,10 @@ def tf_context(
         raise ValueError(msg)
     X = get_matrix(adata, layer)
     X = X.tocsr() if sparse.issparse(X) else np.asarray(X)
-    check_nonnegative(X, what=f"`{layer or 'X'}`")
+    if unit == "none":
+        check_nonnegative(X, what=f"`{layer or 'X'}`")
+    else:
+        check_raw_counts(X, what=f"`{layer or 'X'}`")
     if groupby is None:
         labels = pd.Categorical(adata.obs_names.astype(str), categories=adata.obs_names.astype(str))
     else:
