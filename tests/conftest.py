@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import cache
 
 import numpy as np
@@ -92,6 +93,20 @@ def _assert_same(before, after) -> None:
         assert after == before
 
 
+@contextmanager
+def _unchanged(*objects):
+    before = [_snapshot(o) for o in objects]
+    yield
+    for obj, snap in zip(objects, before, strict=True):
+        _assert_same(snap, _snapshot(obj))
+
+
+@pytest.fixture
+def unchanged():
+    """``with unchanged(*objects): ...``: the block leaves `objects` as they were (see `refuses`)."""
+    return _unchanged
+
+
 @pytest.fixture
 def refuses():
     """``refuses(call, error, match, *objects)``: `call()` raises `error` matching `match`; `objects` are unchanged.
@@ -100,10 +115,7 @@ def refuses():
     """
 
     def check(call, error, match, *objects):
-        before = [_snapshot(o) for o in objects]
-        with pytest.raises(error, match=match):
+        with _unchanged(*objects), pytest.raises(error, match=match):
             call()
-        for obj, snap in zip(objects, before, strict=True):
-            _assert_same(snap, _snapshot(obj))
 
     return check

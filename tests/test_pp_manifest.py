@@ -256,37 +256,12 @@ def _array(names) -> AnnData:
     return AnnData(X=X, obs=pd.DataFrame(index=["s1", "s2", "s3"]), var=pd.DataFrame(index=list(names)))
 
 
-def _snapshot(adata: AnnData) -> dict:
-    dense = {name: np.asarray(sparse.csr_matrix(m).toarray()) for name, m in adata.layers.items() if name is not None}
-    return {
-        "X": None if adata.X is None else np.array(adata.X, copy=True),
-        "obs": adata.obs.copy(),
-        "var": adata.var.copy(),
-        "layers": dense,
-        "uns": sorted(adata.uns),
-        "obsm": sorted(adata.obsm),
-    }
-
-
-def _unchanged(adata: AnnData, before: dict) -> None:
-    after = _snapshot(adata)
-    assert after["obs"].equals(before["obs"]) and after["var"].equals(before["var"])
-    assert after["uns"] == before["uns"] and after["obsm"] == before["obsm"]
-    assert after["layers"].keys() == before["layers"].keys()
-    for name, m in before["layers"].items():
-        np.testing.assert_array_equal(after["layers"][name], m)
-    if before["X"] is None:
-        assert after["X"] is None
-    else:
-        np.testing.assert_array_equal(after["X"], before["X"])
-
-
-def test_annotate_probes_in_place_and_copy(tmp_path):
+def test_annotate_probes_in_place_and_copy(tmp_path, unchanged):
     path = _illumina(tmp_path / "HumanMethylation450_15017482_v1-2.csv", HM450_COLUMNS, HM450_ROWS)
     adata = _array(["cg00000029", "cg03653856", "cg00035864"])
-    before = _snapshot(adata)
-    copied = ef.pp.annotate_probes(adata, manifest=path, copy=True)
-    _unchanged(adata, before)
+    X = adata.X.copy()
+    with unchanged(adata):
+        copied = ef.pp.annotate_probes(adata, manifest=path, copy=True)
     assert ef.pp.annotate_probes(adata, manifest=ef.io.read_manifest(path)) is None
     for out in (adata, copied):
         assert out.var["chrom"].tolist() == ["16", "3", "Y"]
@@ -294,7 +269,7 @@ def test_annotate_probes_in_place_and_copy(tmp_path):
         assert out.var["strand"].tolist() == ["+", "-", "+"]
         record = out.uns["annotate_probes"]
         assert record["n_annotated"] == 3 and record["n_missing"] == 0 and record["build"] == "hg19"
-        np.testing.assert_array_equal(out.X, before["X"])
+        np.testing.assert_array_equal(out.X, X)
     assert copied.uns["annotate_probes"]["manifest"] == str(path)
 
 
@@ -331,20 +306,14 @@ def test_annotate_probes_missing_and_epic_v2_suffixes(tmp_path):
     assert suffixed.var["pos"].tolist() == [53468112, 53468112]
 
 
-def test_annotate_probes_refuses_and_leaves_input(tmp_path):
+def test_annotate_probes_refuses_and_leaves_input(tmp_path, refuses):
     path = _illumina(tmp_path / "HumanMethylation450_15017482_v1-2.csv", HM450_COLUMNS, HM450_ROWS)
     adata = _array(["ENSG00000141510", "ENSG00000012048"])
-    before = _snapshot(adata)
-    with pytest.raises(ValueError, match=r"do not look like this manifest's"):
-        ef.pp.annotate_probes(adata, manifest=path)
-    _unchanged(adata, before)
+    refuses(lambda: ef.pp.annotate_probes(adata, manifest=path), ValueError, "do not look like this manifest's", adata)
     probes = _array(["cg00000029"])
-    before = _snapshot(probes)
-    with pytest.raises(ValueError, match="hg19 coordinates"):
-        ef.pp.annotate_probes(probes, manifest=path, build="hg38")
-    with pytest.raises(KeyError, match="lacks columns"):
-        ef.pp.annotate_probes(probes, manifest=pd.DataFrame({"chrom": ["1"]}, index=["cg00000029"]))
-    _unchanged(probes, before)
+    refuses(lambda: ef.pp.annotate_probes(probes, manifest=path, build="hg38"), ValueError, "hg19 coordinates", probes)
+    wrong = pd.DataFrame({"chrom": ["1"]}, index=["cg00000029"])
+    refuses(lambda: ef.pp.annotate_probes(probes, manifest=wrong), KeyError, "lacks columns", probes)
 
 
 # ----------------------------------------------------------------------------------------------- loci_to_probes
@@ -381,12 +350,11 @@ def small_manifest(tmp_path):
     return _illumina(tmp_path / "HumanMethylation450_15017482_v1-2.csv", HM450_COLUMNS, SMALL)
 
 
-def test_loci_to_probes_sums_strands(small_manifest, caplog):
+def test_loci_to_probes_sums_strands(small_manifest, caplog, unchanged):
     adata = _sites(SITES)
-    before = _snapshot(adata)
-    with caplog.at_level(logging.INFO, logger="epiformer"):
-        out = ef.pp.loci_to_probes(adata, manifest=small_manifest)
-    _unchanged(adata, before)
+    with unchanged(adata):
+        with caplog.at_level(logging.INFO, logger="epiformer"):
+            out = ef.pp.loci_to_probes(adata, manifest=small_manifest)
     assert list(out.var_names) == ["cg00000001", "cg00000002", "cg00000003", "cg00000004", "cg00000005"]
     assert out.var["chrom"].tolist() == ["1"] * 5 and out.var["pos"].tolist() == [100, 200, 300, 400, 500]
     assert out.layers["cov"].toarray().tolist() == [[6, 2, 0, 3, 1], [2, 1, 6, 2, 1]]  # + at 100 and - at 101 summed
@@ -408,32 +376,28 @@ def test_loci_to_probes_sums_strands(small_manifest, caplog):
     assert any("7 of 8 sites lie on probe CpGs" in r.getMessage() for r in caplog.records)
 
 
-def test_loci_to_probes_min_coverage(small_manifest):
+def test_loci_to_probes_min_coverage(small_manifest, unchanged):
     out = ef.pp.loci_to_probes(_sites(SITES), manifest=small_manifest, min_coverage=2)
     assert list(out.var_names) == ["cg00000001", "cg00000002", "cg00000003", "cg00000004"]  # cg05: 1 read each
     assert out.layers["cov"].toarray().tolist() == [[6, 2, 0, 3], [2, 0, 6, 2]]
     assert out.layers["mc"].toarray().tolist() == [[4, 2, 0, 1], [1, 0, 4, 2]]
     assert np.isnan(out.X[1, 1]) and out.obs["n_probes_covered"].tolist() == [3, 3]
     adata = _sites(SITES)
-    before = _snapshot(adata)
-    with pytest.raises(ValueError, match="lower `min_coverage`"):
+    with unchanged(adata), pytest.raises(ValueError, match="lower `min_coverage`"):
         ef.pp.loci_to_probes(adata, manifest=small_manifest, min_coverage=100)
-    _unchanged(adata, before)
     with pytest.raises(ValueError, match="at least 1"):
         ef.pp.loci_to_probes(_sites(SITES), manifest=small_manifest, min_coverage=0)
 
 
-def test_loci_to_probes_refuses_and_leaves_input(small_manifest):
+def test_loci_to_probes_refuses_and_leaves_input(small_manifest, unchanged):
     shifted = [(c, p - 1, s, m, n) for c, p, s, m, n in SITES]  # 0-based positions read as 1-based
     for adata, match in [
         (_sites(shifted), r"Only 0 of the 8 sites lie on probe CpGs.*but 7 do when shifted by \+1.*off by one"),
         (_sites([("chrX", p, s, m, n) for _, p, s, m, n in SITES]), r"have none in common"),
         (_sites([(c, p + 7, s, m, n) for c, p, s, m, n in SITES]), r"another genome build .*hg19"),
     ]:
-        before = _snapshot(adata)
-        with pytest.raises(ValueError, match=match):
+        with unchanged(adata), pytest.raises(ValueError, match=match):
             ef.pp.loci_to_probes(adata, manifest=small_manifest)
-        _unchanged(adata, before)
     bad = _sites(SITES)
     bad.var["strand"] = "*"
     no_counts = _sites(SITES)
@@ -443,10 +407,8 @@ def test_loci_to_probes_refuses_and_leaves_input(small_manifest):
         (no_counts, KeyError, "'cov'", {}),
         (_sites(SITES), ValueError, r"hg19 coordinates.*not `build='hg38'`", {"build": "hg38"}),
     ]:
-        before = _snapshot(adata)
-        with pytest.raises(error, match=match):
+        with unchanged(adata), pytest.raises(error, match=match):
             ef.pp.loci_to_probes(adata, manifest=small_manifest, **options)
-        _unchanged(adata, before)
 
 
 def test_loci_to_probes_warns_on_unlabelled_minus_strand(small_manifest):
@@ -475,7 +437,7 @@ def _imr90_probes() -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("layout", ["illumina", "infinium"])
-def test_imr90_wgbs_to_methylgpt(tmp_path, layout):
+def test_imr90_wgbs_to_methylgpt(tmp_path, layout, unchanged):
     adata = _imr90().copy()
     ids, on, off = _imr90_probes()
     positions = np.r_[on, off]
@@ -488,9 +450,8 @@ def test_imr90_wgbs_to_methylgpt(tmp_path, layout):
             for i, p in zip(ids, positions, strict=True)
         ] + [{"Probe_ID": "cg98000001"}]
         path = _infinium(tmp_path / "HM450.hg19.manifest.tsv.gz", INFINIUM_COLUMNS, rows)
-    before = _snapshot(adata)
-    out = ef.pp.loci_to_probes(adata, manifest=path)
-    _unchanged(adata, before)
+    with unchanged(adata):
+        out = ef.pp.loci_to_probes(adata, manifest=path)
 
     site = adata.var_names.get_indexer([f"chr22:{p}" for p in on])
     cov, mc = adata.layers["cov"][:, site].toarray(), adata.layers["mc"][:, site].toarray()
@@ -525,7 +486,8 @@ def test_imr90_wgbs_to_methylgpt(tmp_path, layout):
 
     zero_based = adata.copy()
     zero_based.var["pos"] = zero_based.var["pos"] - 1
-    before = _snapshot(zero_based)
-    with pytest.raises(ValueError, match=r"Only 0 of the 12,914 sites.*but 40 do when shifted by \+1"):
+    with (
+        unchanged(zero_based),
+        pytest.raises(ValueError, match=r"Only 0 of the 12,914 sites.*but 40 do when shifted by \+1"),
+    ):
         ef.pp.loci_to_probes(zero_based, manifest=path)
-    _unchanged(zero_based, before)

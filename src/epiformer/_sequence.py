@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +21,9 @@ for _i, _b in enumerate(BASES):
     _LOOKUP[ord(_b)] = _LOOKUP[ord(_b.lower())] = _i
 
 REGION = re.compile(r"^(?P<chrom>[^:\s]+):(?P<start>[\d,]+)-(?P<end>[\d,]+)$")
+#: Coordinate conventions of region tables: 0-based half-open (BED) or 1-based inclusive.
+COORDINATES = ("0-based", "1-based")
+BED_SUFFIXES = (".bed", ".bed.gz")
 
 
 def normalize_chrom(name: str) -> str:
@@ -44,34 +51,146 @@ def one_hot(codes: np.ndarray, *, channels: int = 4, dtype=np.float32) -> np.nda
     return np.eye(5, channels, dtype=dtype)[np.asarray(codes)]
 
 
-def parse_regions(regions) -> list[tuple[str, int, int]]:
-    """``(chrom, start, end)`` triples (1-based, inclusive) from region strings, triples or a table.
+def _fixed_convention(coordinates: str | None, convention: str, what: str) -> None:
+    """Refuse a `coordinates=` that contradicts the convention `what` is defined in."""
+    if coordinates is not None and coordinates != convention:
+        msg = (
+            f"{what} are always {convention}, but `coordinates={coordinates!r}` was given; drop `coordinates` "
+            "(it is for DataFrames of chrom / start / end)."
+        )
+        raise ValueError(msg)
 
-    Accepts ``"chr22:20,000,001-20,500,000"``, a ``(chrom, start, end)`` tuple, a list of either, or a
-    DataFrame with `chrom`, `start`, `end` columns.
+
+def _is_bed_path(regions: object) -> bool:
+    if isinstance(regions, os.PathLike):
+        return True
+    return isinstance(regions, str) and regions.strip().lower().endswith(BED_SUFFIXES)
+
+
+def _is_pyranges(regions: object) -> bool:
+    return type(regions).__module__.split(".")[0] in {"pyranges", "pyranges1"}
+
+
+def _read_bed(path: Path) -> list[tuple]:
+    """``(chrom, start, end)`` of a BED file as written (0-based, half-open); header lines skipped."""
+    from epiformer._files import open_text
+
+    if not path.is_file():
+        msg = f"No such BED file: {path}"
+        raise FileNotFoundError(msg)
+    try:
+        with open_text(path) as handle:
+            lines = [line for line in handle if line.strip() and not line.startswith(("#", "track", "browser"))]
+    except (OSError, EOFError, zlib.error) as err:
+        msg = f"{path} could not be read as a BED file ({type(err).__name__}: {err})."
+        raise ValueError(msg) from None
+    if not lines:
+        msg = f"{path} holds no regions (a BED file needs chrom, start, end per line)."
+        raise ValueError(msg)
+    sep = "\t" if "\t" in lines[0] else r"\s+"
+    try:
+        frame = pd.read_csv(io.StringIO("".join(lines)), sep=sep, header=None, usecols=[0, 1, 2], dtype={0: str})
+        starts, ends = frame[1].astype(np.int64), frame[2].astype(np.int64)
+    except (ValueError, TypeError, pd.errors.ParserError) as err:
+        msg = (
+            f"{path} is not a BED file: its first three columns must be chrom, start, end (0-based, half-open "
+            f"integers) ({type(err).__name__}: {err})."
+        )
+        raise ValueError(msg) from None
+    return list(zip(frame[0], starts, ends, strict=True))
+
+
+def _self_named(frame: pd.DataFrame) -> bool:
+    """Whether every row is named ``chrom:start-end`` after its own columns, as epiformer names its bins (1-based)."""
+    names = [f"{c}:{s}-{e}" for c, s, e in frame[["chrom", "start", "end"]].itertuples(index=False, name=None)]
+    return len(frame) > 0 and [str(i) for i in frame.index] == names
+
+
+def _frame_convention(frame: pd.DataFrame, coordinates: str | None) -> str:
+    stated = frame.attrs.get("coordinates")
+    if stated is not None and stated not in COORDINATES:
+        msg = f"The regions table has `attrs['coordinates'] = {stated!r}`; it must be '0-based' or '1-based'."
+        raise ValueError(msg)
+    if coordinates is not None and stated is not None and coordinates != stated:
+        msg = f"`coordinates={coordinates!r}` contradicts the regions table's `attrs['coordinates'] = {stated!r}`."
+        raise ValueError(msg)
+    convention = coordinates or stated
+    if convention is None and _self_named(frame):
+        convention = "1-based"  # bins epiformer made (e.g. the `var` of a prediction), named chrom:start-end
+    if convention is None:
+        msg = (
+            "A regions table of chrom / start / end does not say how its coordinates count. Pass "
+            "`coordinates='0-based'` for 0-based, half-open starts as in BED files, bioframe and pyranges "
+            "(chr22 0 128 = the first 128 bases), or `coordinates='1-based'` for 1-based, inclusive ones as in "
+            "'chr22:1-128', VCF and GTF; or set `regions.attrs['coordinates']` to either."
+        )
+        raise ValueError(msg)
+    return convention
+
+
+def parse_regions(regions, *, coordinates: str | None = None) -> list[tuple[str, int, int]]:
+    """``(chrom, start, end)`` triples (1-based, inclusive) from region strings, triples, tables or a BED file.
+
+    The coordinate convention of each input is fixed, never guessed:
+
+    - ``"chr22:20,000,001-20,500,000"`` strings and ``(chrom, start, end)`` tuples (or a list of either) are
+      1-based, inclusive;
+    - a BED file path (``.bed`` or ``.bed.gz``; ``#``, ``track`` and ``browser`` lines skipped) and a
+      pyranges object are 0-based, half-open;
+    - a DataFrame with `chrom`, `start`, `end` columns counts as `coordinates` (``"0-based"`` half-open or
+      ``"1-based"`` inclusive) or, failing that, as its ``attrs["coordinates"]``; tables epiformer made
+      (bins named ``chrom:start-end``, as in the `var` of a prediction) are 1-based. Any other table is
+      refused, so pass ``coordinates="0-based"`` for bioframe frames.
+
+    `coordinates` that contradicts a fixed convention raises a :class:`ValueError`.
     """
-    if isinstance(regions, pd.DataFrame):
+    if coordinates is not None and coordinates not in COORDINATES:
+        msg = f"`coordinates` must be '0-based', '1-based' or None, got {coordinates!r}."
+        raise ValueError(msg)
+    shift = 0
+    if _is_bed_path(regions):
+        path = Path(regions.strip() if isinstance(regions, str) else regions)
+        if not str(path).lower().endswith(BED_SUFFIXES):
+            msg = f"Region files must be BED files named .bed or .bed.gz, got {path}."
+            raise ValueError(msg)
+        _fixed_convention(coordinates, "0-based", "BED files")
+        items, shift = _read_bed(path), 1
+    elif _is_pyranges(regions):
+        _fixed_convention(coordinates, "0-based", "pyranges objects")
+        frame = regions if isinstance(regions, pd.DataFrame) else regions.df
+        items = list(frame[["Chromosome", "Start", "End"]].itertuples(index=False, name=None))
+        shift = 1
+    elif isinstance(regions, pd.DataFrame):
         missing = {"chrom", "start", "end"} - set(regions.columns)
         if missing:
-            msg = f"The regions table lacks columns {sorted(missing)}; it needs chrom, start, end (1-based, inclusive)."
+            msg = f"The regions table lacks columns {sorted(missing)}; it needs chrom, start, end."
             raise ValueError(msg)
+        shift = 1 if _frame_convention(regions, coordinates) == "0-based" else 0
         items = list(regions[["chrom", "start", "end"]].itertuples(index=False, name=None))
-    elif isinstance(regions, str) or (isinstance(regions, tuple) and len(regions) == 3 and isinstance(regions[1], int)):
-        items = [regions]
     else:
-        items = list(regions)
+        _fixed_convention(coordinates, "1-based", "Region strings and (chrom, start, end) tuples")
+        if isinstance(regions, str) or (
+            isinstance(regions, tuple) and len(regions) == 3 and isinstance(regions[1], int | np.integer)
+        ):
+            items = [regions]
+        else:
+            items = list(regions)
     out = []
     for item in items:
         if isinstance(item, str):
             match = REGION.match(item.strip())
             if match is None:
-                msg = f"Region {item!r} must look like 'chr22:20000001-20500000' (1-based, inclusive)."
+                msg = (
+                    f"Region {item!r} must look like 'chr22:20000001-20500000' (1-based, inclusive), or be a BED "
+                    "file named .bed or .bed.gz."
+                )
                 raise ValueError(msg)
             chrom, start, end = match["chrom"], int(match["start"].replace(",", "")), int(match["end"].replace(",", ""))
         else:
-            chrom, start, end = str(item[0]), int(item[1]), int(item[2])
+            chrom, start, end = str(item[0]), int(item[1]) + shift, int(item[2])
         if start < 1 or end < start:
-            msg = f"Region {chrom}:{start}-{end} is empty or starts before position 1."
+            written = f"{chrom}:{start - shift}-{end}" + (" (0-based, half-open)" if shift else "")
+            msg = f"Region {written} is empty or starts before position 1."
             raise ValueError(msg)
         out.append((chrom, start, end))
     if not out:
@@ -91,7 +210,9 @@ def bin_frame(chrom: str, first_bin: int, n_bins: int, bin_size: int) -> pd.Data
     starts = (first_bin + np.arange(n_bins)) * bin_size + 1
     ends = starts + bin_size - 1
     index = [f"{chrom}:{s}-{e}" for s, e in zip(starts, ends, strict=True)]
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {Key.var.chrom: chrom, Key.var.start: starts.astype(np.int64), Key.var.end: ends.astype(np.int64)},
         index=index,
     )
+    frame.attrs["coordinates"] = "1-based"
+    return frame

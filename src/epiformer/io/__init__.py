@@ -5,6 +5,7 @@ from ._genome import Genome, GenomeSegment
 from ._geo import read_geo_series_matrix
 from ._manifest import read_manifest
 from ._matrix import read_methylation_matrix
+from ._vcf import read_vcf
 
 __all__ = [
     "Genome",
@@ -13,4 +14,5 @@ __all__ = [
     "read_geo_series_matrix",
     "read_manifest",
     "read_methylation_matrix",
+    "read_vcf",
 ]

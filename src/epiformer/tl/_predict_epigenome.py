@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from anndata import AnnData
@@ -23,6 +23,7 @@ def predict_epigenome(
     model: EpiGePT,
     *,
     regions: Any,
+    coordinates: Literal["0-based", "1-based"] | None = None,
     fasta: Any,
     motif_scores: AnnData | None = None,
     motifs: Mapping[str, Sequence[np.ndarray]] | None = None,
@@ -47,8 +48,14 @@ def predict_epigenome(
     model
         An :class:`~epiformer.models.EpiGePT` (e.g. from :meth:`~epiformer.models.EpiGePT.from_pretrained`).
     regions
-        ``"chr22:20000001-20500000"`` (1-based, inclusive), a list of them, or a DataFrame with `chrom`,
-        `start`, `end`; widened to whole 128-bp bins. Regions must not overlap.
+        ``"chr22:20000001-20500000"`` (1-based, inclusive), a list of them or of ``(chrom, start, end)``
+        tuples (1-based, inclusive), a BED file path (``.bed``/``.bed.gz``, 0-based, half-open), a pyranges
+        object (0-based, half-open) or a DataFrame with `chrom`, `start`, `end` (see `coordinates`); widened
+        to whole 128-bp bins. Regions must not overlap.
+    coordinates
+        How the `start`/`end` of a `regions` DataFrame count: ``"0-based"`` (half-open, as BED, bioframe and
+        pyranges) or ``"1-based"`` (inclusive). `None` takes ``regions.attrs["coordinates"]``; tables epiformer
+        made (such as the `var` of this function's output) need neither, any other table must say.
     fasta
         Reference genome of the model's build: a FASTA path, an :class:`epiformer.io.Genome`, or a segment
         such as :func:`epiformer.datasets.hg19_chr22_segment`. Sequence outside it reads as N.
@@ -89,7 +96,7 @@ def predict_epigenome(
             msg = f"`batch_size` must be positive, got {batch_size}."
             raise ValueError(msg)
         X, names = context_matrix(contexts, model)
-        tiling = tile_regions(model.config, parse_regions(regions), crop=crop)
+        tiling = tile_regions(model.config, parse_regions(regions, coordinates=coordinates), crop=crop)
         genome = Genome.open(fasta)
         source = motif_source(model, names, motif_scores=motif_scores, motifs=motifs)
         values, window_ids = predict_tiles(
@@ -112,6 +119,7 @@ def predict_epigenome(
                 "crop": tiling.crop,
                 "motifs": "precomputed" if motif_scores is not None else ("user-supplied" if motifs else "JASPAR2024"),
             },
+            outputs={f"layers[{s!r}]": out.layers[s] for s in cfg.signals},
             signals=list(cfg.signals),
             n_windows=tiling.n_windows,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ from anndata import AnnData
 from epiformer._constants import Key
 from epiformer._logging import timed, warn
 from epiformer._utils import record_params
-from epiformer.io import Genome
+from epiformer.io import Genome, read_vcf
 
 if TYPE_CHECKING:
     from epiformer.models import EpiGePT
@@ -49,7 +50,7 @@ def variant_effect(
     contexts: AnnData,
     model: EpiGePT,
     *,
-    variants: pd.DataFrame,
+    variants: pd.DataFrame | str | os.PathLike,
     fasta: Any,
     motifs: Mapping[str, Sequence[np.ndarray]] | None = None,
     flank_bins: int = 0,
@@ -74,7 +75,9 @@ def variant_effect(
         An :class:`~epiformer.models.EpiGePT`.
     variants
         One row per variant with `chrom`, `pos` (1-based), `ref` and `alt` (substitutions, e.g. SNVs);
-        the index names them. Reference alleles must match the genome.
+        the index names them. Reference alleles must match the genome. Or a VCF file (``.vcf``, ``.vcf.gz``,
+        ``.bcf``), read with :func:`epiformer.io.read_vcf` (which refuses indels; call it with
+        ``indels="drop"`` first to skip them).
     fasta
         Reference genome: a FASTA path, an :class:`epiformer.io.Genome` or a genome segment.
     motifs
@@ -116,6 +119,8 @@ def variant_effect(
                 f"{flank_bins}, {eps} and {batch_size}."
             )
             raise ValueError(msg)
+        if isinstance(variants, str | os.PathLike):
+            variants = read_vcf(variants)
         genome = Genome.open(fasta)
         table = variant_table(variants, genome)
         X, names = context_matrix(contexts, model)
@@ -154,6 +159,7 @@ def variant_effect(
                 "eps": eps,
                 "motifs": "user-supplied" if motifs is not None else "JASPAR2024",
             },
+            outputs={"X": out.X, **{f"layers[{k!r}]": out.layers[k] for k in out.layers}},
         )
         written += ["X", f"layers[{Key.layers.ref_signal!r}]", f"layers[{Key.layers.alt_signal!r}]"]
         written.append(f"uns[{Key.uns.variant_effect!r}]")
