@@ -67,7 +67,7 @@ def test_sites_in_any_order():
     assert (out.layers["mc"] != ref.layers["mc"]).nnz == 0 and (out.layers["cov"] != ref.layers["cov"]).nnz == 0
     table = pd.DataFrame({"chrom": ["chr1", "chr1"], "start": [5, 6], "end": [10, 11], "name": ["A", "B"]})
     with pytest.warns(UserWarning, match=r"on chromosomes without any region \('chr2'\)"):
-        _assert_region(ef.pp.aggregate_regions(adata, regions=table), "B", [2, 3])
+        _assert_region(ef.pp.aggregate_regions(adata, regions=table, coordinates="1-based"), "B", [2, 3])
 
 
 @pytest.mark.parametrize(("spec", "size"), [("10kb", 10_000), ("1Mb", 1_000_000), ("5000bp", 5000), (250, 250)])
@@ -117,6 +117,24 @@ def test_bed_zero_based_and_overlapping(tmp_path, gz):
     assert info["params"]["regions"] == f"BED file {path}"
 
 
+def test_one_convention_for_bed_files_and_frames(tmp_path):
+    """chr1 0 10 in a BED file = a 0-based frame = a 1-based frame chr1 1 10: the same bases, the same sums."""
+    bed = ef.pp.aggregate_regions(_tiny(), regions=_write_bed(tmp_path / "r.bed", ["chr1\t0\t10\n"]))
+    zero = pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10]})
+    one = pd.DataFrame({"chrom": ["chr1"], "start": [1], "end": [10]})
+    marked = one.copy()
+    marked.attrs["coordinates"] = "1-based"
+    for out in (
+        ef.pp.aggregate_regions(_tiny(), regions=zero, coordinates="0-based"),
+        ef.pp.aggregate_regions(_tiny(), regions=one, coordinates="1-based"),
+        ef.pp.aggregate_regions(_tiny(), regions=marked),
+    ):
+        assert out.var[["start", "end"]].values.tolist() == bed.var[["start", "end"]].values.tolist() == [[1, 10]]
+        assert (out.layers["cov"] != bed.layers["cov"]).nnz == 0
+    with pytest.raises(ValueError, match="contradicts"):
+        ef.pp.aggregate_regions(_tiny(), regions=marked, coordinates="0-based")
+
+
 def test_bed_three_columns_and_header_row(tmp_path):
     path = _write_bed(tmp_path / "r.bed", ["chrom\tstart\tend\n", "chr1\t0\t5\n", "chr2\t2\t3\n"])
     out = ef.pp.aggregate_regions(_tiny(), regions=str(path))
@@ -136,7 +154,7 @@ def test_dataframe_one_based_names_and_chrom_matching():
         }
     )
     before = regions.copy()
-    out = ef.pp.aggregate_regions(_tiny(), regions=regions)
+    out = ef.pp.aggregate_regions(_tiny(), regions=regions, coordinates="1-based")
     # in (start, end) order, names made unique in that order
     # "r" (chr1:6) holds only the - C of the CpG at chr1:5, which counts at 5: r is empty and dropped
     assert list(out.var_names) == ["p", "p-1", "q", "chr2:1000-1000"]
@@ -287,8 +305,11 @@ def test_errors(tmp_path, unchanged):
             ef.pp.aggregate_regions(adata, regions=tmp_path / "missing.bed")
         with pytest.raises(ValueError, match="not a whole number"):
             ef.pp.aggregate_regions(adata, regions="1.5bp")
-        with pytest.raises(ValueError, match="1-based and inclusive"):
-            ef.pp.aggregate_regions(adata, regions=pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10]}))
+        zero_start = pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10]})
+        with pytest.raises(ValueError, match="does not say how its coordinates count"):
+            ef.pp.aggregate_regions(adata, regions=zero_start)
+        with pytest.raises(ValueError, match="read as 1-based; pass `coordinates=`"):
+            ef.pp.aggregate_regions(adata, regions=zero_start, coordinates="1-based")
         with pytest.raises(ValueError, match="lacks columns"):
             ef.pp.aggregate_regions(adata, regions=pd.DataFrame({"chrom": ["chr1"], "begin": [1], "end": [10]}))
         bad = _write_bed(tmp_path / "bad.bed", ["chr1\t10\t5\n"])
@@ -322,6 +343,7 @@ def test_missing_layers_and_positions():
 
 def test_huge_region_ends_stay_on_their_chromosome():
     regions = pd.DataFrame({"chrom": ["chr1"], "start": [1], "end": [2**40]})
+    regions.attrs["coordinates"] = "1-based"
     with pytest.warns(UserWarning, match="without any region"):
         out = ef.pp.aggregate_regions(_tiny(), regions=regions)
     assert out.var["n_sites"].tolist() == [5]  # the chr1 sites only

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import zlib
@@ -12,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from epiformer._constants import Key
+from epiformer._files import is_gzip, open_text, readable
+from epiformer._validation import first_items
 
 #: Integer code of each base; anything else (N, IUPAC ambiguity codes) is 4.
 BASES = "ACGT"
@@ -24,6 +25,7 @@ REGION = re.compile(r"^(?P<chrom>[^:\s]+):(?P<start>[\d,]+)-(?P<end>[\d,]+)$")
 #: Coordinate conventions of region tables: 0-based half-open (BED) or 1-based inclusive.
 COORDINATES = ("0-based", "1-based")
 BED_SUFFIXES = (".bed", ".bed.gz")
+_BED_HEADER = ("#", "track", "browser")
 
 
 def normalize_chrom(name: str) -> str:
@@ -71,33 +73,65 @@ def _is_pyranges(regions: object) -> bool:
     return type(regions).__module__.split(".")[0] in {"pyranges", "pyranges1"}
 
 
-def _read_bed(path: Path) -> list[tuple]:
-    """``(chrom, start, end)`` of a BED file as written (0-based, half-open); header lines skipped."""
-    from epiformer._files import open_text
+def _bed_header_lines(path: Path) -> tuple[int, int, str]:
+    """Lines to skip at the top of a BED file, fields per region, and the separator.
 
-    if not path.is_file():
-        msg = f"No such BED file: {path}"
-        raise FileNotFoundError(msg)
+    Track, browser, comment and blank lines and a column-name row are skipped; fields are split at tabs, or at
+    runs of spaces in a file without tabs.
+    """
+    n, named = 0, False
+    with open_text(path) as handle:
+        for line in handle:
+            tabs = "\t" in line
+            fields = line.rstrip("\n").split("\t") if tabs else line.split()
+            if len(fields) >= 3 and fields[1].strip().isdigit() and fields[2].strip().isdigit():
+                return n, len(fields), "\t" if tabs else r"\s+"
+            if not line.strip() or line.startswith(_BED_HEADER):
+                n += 1
+            elif not named:
+                n, named = n + 1, True
+            else:
+                break
+    msg = (
+        f"{path} holds no BED region line: expected chrom, start (0-based), end, optional name, "
+        "after any track / browser / # lines."
+    )
+    raise ValueError(msg)
+
+
+def read_bed(path: Path) -> pd.DataFrame:
+    """A BED file's `chrom`, `start`, `end` and optional `name`, converted to 1-based inclusive coordinates."""
+    with readable(path, what="a BED file"):
+        skip, n_fields, sep = _bed_header_lines(path)
     try:
-        with open_text(path) as handle:
-            lines = [line for line in handle if line.strip() and not line.startswith(("#", "track", "browser"))]
-    except (OSError, EOFError, zlib.error) as err:
-        msg = f"{path} could not be read as a BED file ({type(err).__name__}: {err})."
-        raise ValueError(msg) from None
-    if not lines:
-        msg = f"{path} holds no regions (a BED file needs chrom, start, end per line)."
-        raise ValueError(msg)
-    sep = "\t" if "\t" in lines[0] else r"\s+"
-    try:
-        frame = pd.read_csv(io.StringIO("".join(lines)), sep=sep, header=None, usecols=[0, 1, 2], dtype={0: str})
-        starts, ends = frame[1].astype(np.int64), frame[2].astype(np.int64)
-    except (ValueError, TypeError, pd.errors.ParserError) as err:
-        msg = (
-            f"{path} is not a BED file: its first three columns must be chrom, start, end (0-based, half-open "
-            f"integers) ({type(err).__name__}: {err})."
+        table = pd.read_csv(
+            path,
+            sep=sep,
+            header=None,
+            skiprows=skip,
+            usecols=list(range(min(n_fields, 4))),
+            dtype={0: str, 3: str},
+            comment=None,
+            compression="gzip" if is_gzip(path) else None,
         )
-        raise ValueError(msg) from None
-    return list(zip(frame[0], starts, ends, strict=True))
+    except (EOFError, zlib.error, pd.errors.ParserError, ValueError) as err:
+        msg = f"Could not read {path} as a tab-separated BED file (chrom, start, end, optional name): {err}"
+        raise ValueError(msg) from err
+    columns = [Key.var.chrom, Key.var.start, Key.var.end, "name"][: table.shape[1]]
+    table.columns = columns
+    starts = pd.to_numeric(table[Key.var.start], errors="coerce")
+    ends = pd.to_numeric(table[Key.var.end], errors="coerce")
+    bad = starts.isna() | ends.isna() | (starts < 0) | (ends <= starts)
+    if bad.any():
+        lines = (np.flatnonzero(bad.to_numpy()) + skip + 1).tolist()
+        msg = (
+            f"{path}: {int(bad.sum())} lines are not BED regions (start must be a 0-based position >= 0 and end > "
+            f"start): lines {first_items(lines)}."
+        )
+        raise ValueError(msg)
+    table[Key.var.start] = starts.to_numpy(np.int64) + 1
+    table[Key.var.end] = ends.to_numpy(np.int64)
+    return table
 
 
 def _self_named(frame: pd.DataFrame) -> bool:
@@ -106,7 +140,8 @@ def _self_named(frame: pd.DataFrame) -> bool:
     return len(frame) > 0 and [str(i) for i in frame.index] == names
 
 
-def _frame_convention(frame: pd.DataFrame, coordinates: str | None) -> str:
+def frame_convention(frame: pd.DataFrame, coordinates: str | None) -> str:
+    """``"0-based"`` or ``"1-based"``: how a chrom / start / end table counts, as `coordinates` or its attrs say."""
     stated = frame.attrs.get("coordinates")
     if stated is not None and stated not in COORDINATES:
         msg = f"The regions table has `attrs['coordinates'] = {stated!r}`; it must be '0-based' or '1-based'."
@@ -154,7 +189,10 @@ def parse_regions(regions, *, coordinates: str | None = None) -> list[tuple[str,
             msg = f"Region files must be BED files named .bed or .bed.gz, got {path}."
             raise ValueError(msg)
         _fixed_convention(coordinates, "0-based", "BED files")
-        items, shift = _read_bed(path), 1
+        if not path.is_file():
+            msg = f"No such BED file: {path}"
+            raise FileNotFoundError(msg)
+        items = list(read_bed(path)[[Key.var.chrom, Key.var.start, Key.var.end]].itertuples(index=False, name=None))
     elif _is_pyranges(regions):
         _fixed_convention(coordinates, "0-based", "pyranges objects")
         frame = regions if isinstance(regions, pd.DataFrame) else regions.df
@@ -165,7 +203,7 @@ def parse_regions(regions, *, coordinates: str | None = None) -> list[tuple[str,
         if missing:
             msg = f"The regions table lacks columns {sorted(missing)}; it needs chrom, start, end."
             raise ValueError(msg)
-        shift = 1 if _frame_convention(regions, coordinates) == "0-based" else 0
+        shift = 1 if frame_convention(regions, coordinates) == "0-based" else 0
         items = list(regions[["chrom", "start", "end"]].itertuples(index=False, name=None))
     else:
         _fixed_convention(coordinates, "1-based", "Region strings and (chrom, start, end) tuples")

@@ -7,7 +7,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -18,9 +18,8 @@ from scipy import sparse
 
 from epiformer import _hg19
 from epiformer._constants import Key
-from epiformer._files import is_gzip, open_text
 from epiformer._logging import timed, warn
-from epiformer._sequence import normalize_chrom
+from epiformer._sequence import frame_convention, normalize_chrom, read_bed
 from epiformer._sites import POS_LIMIT, count_layers, counts_anndata, cpg_positions, locus_keys
 from epiformer._utils import record_params
 from epiformer._validation import check_cpg_positions, first_items
@@ -28,7 +27,6 @@ from epiformer._validation import check_cpg_positions, first_items
 NAMED_REGIONS = ("promoters", "genes", "cpg_islands")
 _BIN_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>bp|kb|mb)\s*$", re.IGNORECASE)
 _UNITS = {"bp": 1, "kb": 1_000, "mb": 1_000_000}
-_BED_HEADER = ("#", "track", "browser")
 #: Above this fraction of sites in no region, a warning suggests a chromosome-name or genome-build mismatch.
 _OUTSIDE_WARN = 0.99
 
@@ -37,6 +35,7 @@ def aggregate_regions(
     data: AnnData | MuData,
     *,
     regions: str | os.PathLike | int | pd.DataFrame,
+    coordinates: Literal["0-based", "1-based"] | None = None,
     mod: str | Sequence[str] | None = None,
     promoter: tuple[int, int] = (2000, 500),
     min_sites: int = 1,
@@ -61,8 +60,8 @@ def aggregate_regions(
     - ``"cpg_islands"``: the UCSC CpG islands of :func:`epiformer.datasets.hg19_cpg_islands` (1-based, inclusive).
     - the path of a BED file (plain or gzip): tab-separated `chrom`, `start` (0-based), `end` (exclusive), an
       optional `name`; ``track`` / ``browser`` / ``#`` lines and a column-name row at the top are skipped.
-    - a DataFrame with columns `chrom`, `start`, `end` in 1-based, inclusive coordinates (as `var['pos']` and the
-      bundled gene table), and optionally `name`; its other columns are carried into the output `var`.
+    - a DataFrame with columns `chrom`, `start`, `end` counted as `coordinates` says (or its
+      ``attrs["coordinates"]``), and optionally `name`; its other columns are carried into the output `var`.
 
     The bundled gene and island tables are on hg19 (GRCh37) and only make sense for sites on hg19; for another
     build pass a BED file or a DataFrame of that build.
@@ -76,6 +75,11 @@ def aggregate_regions(
     regions
         What to sum over: a bin size, ``"promoters"``, ``"genes"``, ``"cpg_islands"``, a BED path or a DataFrame
         (see above).
+    coordinates
+        How the `start` / `end` of a `regions` DataFrame count: ``"0-based"`` (half-open, as BED, bioframe and
+        pyranges) or ``"1-based"`` (inclusive, as `var['pos']` and the bundled gene table). `None` takes
+        ``regions.attrs["coordinates"]``; a table that says neither is refused (tables epiformer made, indexed
+        ``chrom:start-end``, are 1-based).
     mod
         With a :class:`~mudata.MuData`, the modality (or modalities) to aggregate; `None` aggregates every
         modality. Ignored for an :class:`~anndata.AnnData`.
@@ -114,7 +118,7 @@ def aggregate_regions(
     The input is never modified. A warning is given when sites lie on chromosomes without any region, or when
     more than 99 % of the sites fall in no region.
     """
-    spec = _resolve_regions(regions, promoter)
+    spec = _resolve_regions(regions, promoter, coordinates)
     if isinstance(data, MuData):
         names = _modality_names(data, mod)
         with timed("aggregate_regions") as written:
@@ -142,13 +146,13 @@ class _Regions(NamedTuple):
     params: dict
 
 
-def _resolve_regions(regions: object, promoter: tuple[int, int]) -> _Regions:
+def _resolve_regions(regions: object, promoter: tuple[int, int], coordinates: str | None) -> _Regions:
     """The bin size or the region table that `regions` names, checked before any data is read."""
     params = {"promoter": [int(promoter[0]), int(promoter[1])]}
     bin_size = _bin_size(regions)
     if bin_size is not None:
         return _Regions(bin_size, None, {"regions": f"bins of {bin_size} bp", **params})
-    table, description = _region_table(regions, promoter)
+    table, description = _region_table(regions, promoter, coordinates)
     return _Regions(None, table, {"regions": description, **params})
 
 
@@ -343,10 +347,15 @@ def _frame(
     return var
 
 
-def _region_table(regions: object, promoter: tuple[int, int]) -> tuple[pd.DataFrame, str]:
+def _region_table(regions: object, promoter: tuple[int, int], coordinates: str | None) -> tuple[pd.DataFrame, str]:
     """The regions as `chrom`, `start`, `end` (1-based, inclusive), optional `name` and extras, with a description."""
     if isinstance(regions, pd.DataFrame):
-        return _check_table(regions), f"DataFrame of {len(regions)} regions (1-based, inclusive)"
+        missing = [c for c in (Key.var.chrom, Key.var.start, Key.var.end) if c not in regions.columns]
+        if missing:
+            msg = f"The regions table lacks columns {missing}; it needs chrom, start, end."
+            raise ValueError(msg)
+        convention = frame_convention(regions, coordinates)
+        return _check_table(regions, convention), f"DataFrame of {len(regions)} regions ({convention})"
     if isinstance(regions, str) and regions in NAMED_REGIONS:
         if regions == "cpg_islands":
             return _hg19.cpg_islands(), "cpg_islands: UCSC CpG islands on hg19"
@@ -357,7 +366,7 @@ def _region_table(regions: object, promoter: tuple[int, int]) -> tuple[pd.DataFr
     if isinstance(regions, os.PathLike | str):
         path = Path(regions)
         if path.is_file():
-            return _read_bed(path), f"BED file {path}"
+            return read_bed(path), f"BED file {path}"
         if isinstance(regions, os.PathLike) or "/" in str(regions) or re.search(r"\.(bed|gz|tsv|txt)$", str(regions)):
             msg = f"No such BED file: {path}. Pass an existing path, or a DataFrame with chrom, start, end."
             raise FileNotFoundError(msg)
@@ -368,12 +377,8 @@ def _region_table(regions: object, promoter: tuple[int, int]) -> tuple[pd.DataFr
     raise ValueError(msg)
 
 
-def _check_table(table: pd.DataFrame) -> pd.DataFrame:
-    """A copy of a user's region table, checked: `chrom`, integer `start` >= 1 and `end` >= `start`."""
-    missing = [c for c in (Key.var.chrom, Key.var.start, Key.var.end) if c not in table.columns]
-    if missing:
-        msg = f"The regions table lacks columns {missing}; it needs chrom, start, end (1-based, inclusive)."
-        raise ValueError(msg)
+def _check_table(table: pd.DataFrame, convention: str) -> pd.DataFrame:
+    """A copy of a user's region table in 1-based coordinates, checked: integer `start` >= 1, `end` >= `start`."""
     out = table.reset_index(drop=True).copy()
     for column in (Key.var.start, Key.var.end):
         values = pd.to_numeric(out[column], errors="coerce").to_numpy(np.float64)
@@ -381,12 +386,14 @@ def _check_table(table: pd.DataFrame) -> pd.DataFrame:
             msg = f"The regions table's `{column}` must hold whole positions, with none missing."
             raise ValueError(msg)
         out[column] = values.astype(np.int64)
+    if convention == "0-based":
+        out[Key.var.start] += 1
     bad = (out[Key.var.start] < 1) | (out[Key.var.end] < out[Key.var.start])
     if bad.any():
         shown = [f"{c}:{s}-{e}" for c, s, e in out.loc[bad, [Key.var.chrom, Key.var.start, Key.var.end]].to_numpy()]
         msg = (
             f"{int(bad.sum())} regions start before position 1 or end before they start: {first_items(shown)}. "
-            "A regions table is 1-based and inclusive; convert 0-based (BED) starts with start + 1."
+            f"(read as {convention}; pass `coordinates=` if the table counts the other way)."
         )
         raise ValueError(msg)
     out[Key.var.chrom] = out[Key.var.chrom].astype(str)
@@ -411,61 +418,6 @@ def _promoters(genes: pd.DataFrame, promoter: tuple[int, int]) -> pd.DataFrame:
     out[Key.var.end] = tss + np.where(minus, upstream, downstream)
     out.insert(3, "tss", tss)
     return out
-
-
-def _bed_header_lines(path: Path) -> tuple[int, int]:
-    """Lines to skip at the top of a BED file (track, browser, comment, blank, column names); fields per region."""
-    n, named = 0, False
-    with open_text(path) as handle:
-        for line in handle:
-            fields = line.rstrip("\n").split("\t")
-            if len(fields) >= 3 and fields[1].strip().isdigit() and fields[2].strip().isdigit():
-                return n, len(fields)
-            if not line.strip() or line.startswith(_BED_HEADER):
-                n += 1
-            elif not named:
-                n, named = n + 1, True
-            else:
-                break
-    msg = (
-        f"{path} holds no BED region line: expected tab-separated chrom, start (0-based), end, optional name, "
-        "after any track / browser / # lines."
-    )
-    raise ValueError(msg)
-
-
-def _read_bed(path: Path) -> pd.DataFrame:
-    """A BED file's regions, converted to 1-based inclusive coordinates."""
-    skip, n_fields = _bed_header_lines(path)
-    try:
-        table = pd.read_csv(
-            path,
-            sep="\t",
-            header=None,
-            skiprows=skip,
-            usecols=list(range(min(n_fields, 4))),
-            dtype={0: str, 3: str},
-            comment=None,
-            compression="gzip" if is_gzip(path) else None,
-        )
-    except (pd.errors.ParserError, ValueError) as err:
-        msg = f"Could not read {path} as a tab-separated BED file (chrom, start, end, optional name): {err}"
-        raise ValueError(msg) from err
-    columns = [Key.var.chrom, Key.var.start, Key.var.end, "name"][: table.shape[1]]
-    table.columns = columns
-    starts = pd.to_numeric(table[Key.var.start], errors="coerce")
-    ends = pd.to_numeric(table[Key.var.end], errors="coerce")
-    bad = starts.isna() | ends.isna() | (starts < 0) | (ends <= starts)
-    if bad.any():
-        lines = (np.flatnonzero(bad.to_numpy()) + skip + 1).tolist()
-        msg = (
-            f"{path}: {int(bad.sum())} lines are not BED regions (start must be a 0-based position >= 0 and end > "
-            f"start): lines {first_items(lines)}."
-        )
-        raise ValueError(msg)
-    table[Key.var.start] = starts.to_numpy(np.int64) + 1
-    table[Key.var.end] = ends.to_numpy(np.int64)
-    return table
 
 
 def _warn_outside(
