@@ -130,7 +130,7 @@ def test_precomputed_motifs_and_region_layout(model, contexts):
     wide = ef.pp.motif_scores(_region(B0 - 20, 140), fasta=SEGMENT, tfs=TFS, motifs=MOTIFS)
     pre = _predict(contexts, model, region, crop=8, motif_scores=wide[:, ::-1].copy())
     np.testing.assert_allclose(pre.layers["CTCF"], scanned.layers["CTCF"], atol=1e-6)
-    assert pre.uns[Key.uns.epigept]["params"]["motifs"] == "precomputed"
+    assert pre.uns[Key.uns.epigept]["params"]["motif_source"] == "precomputed (jaspar (approximation))"
     with pytest.warns(UserWarning, match=r"no row for \d+ bins"):
         ef.tl.predict_epigenome(contexts, model, regions=region, fasta=SEGMENT, motif_scores=wide[:60], progress=False)
     # several regions, chr-prefixed names, widened to whole bins

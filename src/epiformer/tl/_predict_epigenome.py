@@ -79,7 +79,8 @@ def predict_epigenome(
     AnnData of contexts x bins. `obs` is copied from `contexts`; `var` holds each bin's `chrom`, `start`,
     `end` (1-based, inclusive), `region` and `window_id`; one layer per signal (``DNase``, ``CTCF``, ...)
     with the predicted ``log(count + 1)``; `uns['epigept']` the settings (model release, checkpoint
-    sha256, window, crop, motif source).
+    sha256, window, crop, and `motif_source`: ``"jaspar (approximation)"`` for the built-in scan of the
+    authors' HOMER features, or what precomputed `motif_scores` record, e.g. ``"precomputed (homer)"``).
     """
     from epiformer.models.epigept import (
         check_epigept,
@@ -117,7 +118,7 @@ def predict_epigenome(
                 "window": cfg.window,
                 "bin_size": cfg.bin_size,
                 "crop": tiling.crop,
-                "motifs": "precomputed" if motif_scores is not None else ("user-supplied" if motifs else "JASPAR2024"),
+                "motif_source": motif_provenance(motif_scores, motifs),
             },
             outputs={f"layers[{s!r}]": out.layers[s] for s in cfg.signals},
             signals=list(cfg.signals),
@@ -125,3 +126,11 @@ def predict_epigenome(
         )
         written += [*(f"layers[{s!r}]" for s in cfg.signals), f"uns[{Key.uns.epigept!r}]"]
     return out
+
+
+def motif_provenance(motif_scores: AnnData | None, motifs: Mapping | None) -> str:
+    """Where the motif features came from, as `uns[...]['params']['motif_source']` records it."""
+    if motif_scores is not None:
+        recorded = motif_scores.uns.get(Key.uns.motif_scores, {}).get("params", {}).get("motif_source")
+        return f"precomputed ({recorded})" if recorded else "precomputed"
+    return "user-supplied matrices (approximation)" if motifs else "jaspar (approximation)"

@@ -15,6 +15,7 @@ from epiformer._constants import Key
 from epiformer._logging import timed, warn
 from epiformer._utils import record_params
 from epiformer.io import Genome, read_vcf
+from epiformer.tl._predict_epigenome import motif_provenance
 
 if TYPE_CHECKING:
     from epiformer.models import EpiGePT
@@ -106,7 +107,7 @@ def variant_effect(
     `var`
         `context` and `signal` of each column, named ``context|signal``.
     `uns['epigept_variant_effect']`
-        Settings.
+        Settings, with `motif_source` (the re-scored motifs approximate the authors' HOMER features).
     """
     from epiformer.models.epigept import check_epigept, checkpoint_sha256, context_matrix, score_variants, variant_table
 
@@ -157,7 +158,7 @@ def variant_effect(
                 "checkpoint_sha256": checkpoint_sha256(model),
                 "flank_bins": flank_bins,
                 "eps": eps,
-                "motifs": "user-supplied" if motifs is not None else "JASPAR2024",
+                "motif_source": motif_provenance(None, motifs),
             },
             outputs={"X": out.X, **{f"layers[{k!r}]": out.layers[k] for k in out.layers}},
         )
