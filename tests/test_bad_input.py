@@ -7,6 +7,7 @@ import gzip
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from anndata import AnnData
@@ -33,6 +34,13 @@ def saved_model(tiny_model, tmp_path):
 
 # --- io: files that are missing, truncated, or something else ---
 
+
+def _sites() -> AnnData:
+    counts = sparse.csr_matrix(np.ones((2, 3), dtype=np.int32))
+    var = pd.DataFrame({"chrom": "chr1", "pos": [10, 20, 30]}, index=["chr1:10", "chr1:20", "chr1:30"])
+    return AnnData(X=None, obs=pd.DataFrame(index=["c0", "c1"]), var=var, layers={"mc": counts, "cov": counts * 2})
+
+
 READERS = {
     "betas.csv": ef.io.read_methylation_matrix,
     "betas.tsv.gz": ef.io.read_methylation_matrix,
@@ -40,6 +48,18 @@ READERS = {
     "cell1.cov.gz": lambda path: ef.io.read_bedmethyl(path, format="bismark_cov"),
     "EPIC.csv": ef.io.read_manifest,
     "hg19.fa": ef.io.Genome.open,
+    "calls.vcf.gz": ef.io.read_vcf,
+    "all_motif_rmdup.motif.gz": ef.io.read_homer_motifs,
+    "MotifMatch_human_rmdup.mat": ef.io.read_motif_to_tf,
+    "enhancers.bed.gz": lambda path: ef.pp.aggregate_regions(_sites(), regions=path),
+}
+#: A few thousand lines of each gzip-compressed format, to cut in half.
+ROWS = {
+    "betas.tsv.gz": "ID_REF\tS1\n" + "".join(f"cg{i:08d}\t0.5\n" for i in range(20000)),
+    "GSE1_series_matrix.txt.gz": "ID_REF\tS1\n" + "".join(f"cg{i:08d}\t0.5\n" for i in range(20000)),
+    "cell1.cov.gz": "".join(f"chr1\t{100 + 2 * i}\t{100 + 2 * i}\t50\t1\t1\n" for i in range(20000)),
+    "all_motif_rmdup.motif.gz": "".join(f">ACGT\tm{i}\t3.0\n0.7 0.1 0.1 0.1\n0.1 0.7 0.1 0.1\n" for i in range(8000)),
+    "enhancers.bed.gz": "".join(f"chr1\t{100 * i}\t{100 * i + 50}\n" for i in range(20000)),
 }
 
 
@@ -48,22 +68,40 @@ def test_missing_file(refuses, tmp_path, name):
     refuses(lambda: READERS[name](tmp_path / name), FileNotFoundError, name.replace(".", r"\."))
 
 
-@pytest.mark.parametrize("name", ["betas.csv", "EPIC.csv", "cell1.cov.gz"])
+@pytest.mark.parametrize(
+    "name", ["betas.csv", "EPIC.csv", "cell1.cov.gz", "calls.vcf.gz", "all_motif_rmdup.motif.gz", "enhancers.bed.gz"]
+)
 def test_web_page_saved_in_place_of_the_file(refuses, tmp_path, name):
     path = tmp_path / name
     path.write_bytes(HTML)
     refuses(lambda: READERS[name](path), ValueError, name.replace(".", r"\."), path)
 
 
-@pytest.mark.parametrize("name", ["betas.tsv.gz", "GSE1_series_matrix.txt.gz", "cell1.cov.gz"])
+def test_web_page_saved_in_place_of_a_matlab_table(refuses, tmp_path):
+    path = tmp_path / "MotifMatch_human_rmdup.mat"
+    path.write_bytes(HTML)
+    refuses(lambda: READERS[path.name](path), ValueError, r"MotifMatch_human_rmdup\.mat", path)
+
+
+@pytest.mark.parametrize("name", ROWS)
 def test_truncated_gzip(refuses, tmp_path, name):
-    rows = "ID_REF\tS1\n" + "".join(f"cg{i:08d}\t0.5\n" for i in range(20000))
-    if name.startswith("cell1"):
-        rows = "".join(f"chr1\t{100 + 2 * i}\t{100 + 2 * i}\t50\t1\t1\n" for i in range(20000))
-    whole = gzip.compress(rows.encode())
+    whole = gzip.compress(ROWS[name].encode())
     path = tmp_path / name
     path.write_bytes(whole[: len(whole) // 2])
     refuses(lambda: READERS[name](path), ValueError, rf"{name.replace('.', '[.]')} could not be read.*truncated", path)
+
+
+def test_truncated_bgzipped_vcf(refuses, tmp_path):
+    pysam = pytest.importorskip("pysam")
+    plain = tmp_path / "calls.vcf"
+    header = (
+        "##fileformat=VCFv4.2\n##contig=<ID=chr22,length=51304566>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+    )
+    plain.write_text(header + "".join(f"chr22\t{1000 + 10 * i}\t.\tA\tG\t.\tPASS\t.\n" for i in range(20000)))
+    pysam.tabix_compress(str(plain), str(tmp_path / "calls.vcf.gz"))
+    path = tmp_path / "calls.vcf.gz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    refuses(lambda: ef.io.read_vcf(path), ValueError, r"calls\.vcf\.gz could not be read", path)
 
 
 def test_bedmethyl_ambiguous_layout_lists_the_candidates(refuses, tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -103,20 +102,20 @@ def read_bed(path: Path) -> pd.DataFrame:
     """A BED file's `chrom`, `start`, `end` and optional `name`, converted to 1-based inclusive coordinates."""
     with readable(path, what="a BED file"):
         skip, n_fields, sep = _bed_header_lines(path)
-    try:
-        table = pd.read_csv(
-            path,
-            sep=sep,
-            header=None,
-            skiprows=skip,
-            usecols=list(range(min(n_fields, 4))),
-            dtype={0: str, 3: str},
-            comment=None,
-            compression="gzip" if is_gzip(path) else None,
-        )
-    except (EOFError, zlib.error, pd.errors.ParserError, ValueError) as err:
-        msg = f"Could not read {path} as a tab-separated BED file (chrom, start, end, optional name): {err}"
-        raise ValueError(msg) from err
+        try:
+            table = pd.read_csv(
+                path,
+                sep=sep,
+                header=None,
+                skiprows=skip,
+                usecols=list(range(min(n_fields, 4))),
+                dtype={0: str, 3: str},
+                comment=None,
+                compression="gzip" if is_gzip(path) else None,
+            )
+        except ValueError as err:  # a ParserError, or a column that is not what it should be
+            msg = f"Could not read {path} as a BED file (chrom, start, end, optional name): {err}"
+            raise ValueError(msg) from err
     columns = [Key.var.chrom, Key.var.start, Key.var.end, "name"][: table.shape[1]]
     table.columns = columns
     starts = pd.to_numeric(table[Key.var.start], errors="coerce")
