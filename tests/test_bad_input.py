@@ -240,6 +240,38 @@ def test_embed_none_of_the_model_cpgs(refuses, betas):
     refuses(lambda: ef.tl.embed(betas, model), ValueError, "(?i)none of the model", betas)
 
 
+@pytest.fixture
+def baseline(blood):
+    with pytest.warns(UserWarning, match="no 'age' value"):
+        return ef.tl.fit_baseline(blood[:, :200].copy(), target="age", split_key="none")
+
+
+def test_predict_with_none_of_the_baseline_cpgs(refuses, baseline, blood):
+    other = blood[:, :200].copy()
+    other.var_names = [f"cgX{i:07d}" for i in range(other.n_vars)]
+    refuses(lambda: ef.tl.predict(other, baseline), ValueError, "None of the baseline's 200 CpGs", other)
+
+
+def test_predict_on_all_missing_values(refuses, baseline, blood):
+    empty = blood[:, :200].copy()
+    empty.X = np.full(empty.shape, np.nan, dtype=np.float32)
+    refuses(lambda: ef.tl.predict(empty, baseline), ValueError, "Every value of the baseline's CpGs", empty)
+
+
+def test_fit_baseline_on_all_missing_values(refuses, blood):
+    empty = blood[:, :200].copy()
+    empty.X = np.full(empty.shape, np.nan, dtype=np.float32)
+    call = lambda: ef.tl.fit_baseline(empty, target="age", split_key="none")
+    with pytest.warns(UserWarning, match="no 'age' value"):
+        refuses(call, ValueError, "Every value of the training samples", empty)
+
+
+def test_embed_on_all_missing_values(refuses, tiny_model, betas):
+    empty = betas.copy()
+    empty.X = np.full(empty.shape, np.nan, dtype=np.float32)
+    refuses(lambda: ef.tl.embed(empty, tiny_model), ValueError, "Every value of the model's", empty)
+
+
 def test_baseline_target_missing(refuses, blood):
     refuses(lambda: ef.tl.fit_baseline(blood, target="bmi"), KeyError, "bmi", blood)
 

@@ -67,8 +67,20 @@ def vocab_coverage(n_vocab: int, n_found: int, n_data: int) -> dict[str, int | f
     }
 
 
-def warn_low_coverage(coverage: dict, *, who: str, fallback: str, hint: str = "") -> None:
-    """Warn when a model finds under half of its CpGs in the data; `fallback` says what the missing ones become."""
+def check_coverage(coverage: dict, *, who: str, fallback: str, hint: str = "") -> None:
+    """Refuse data holding none of a model's CpGs; warn when it holds under half (`fallback`: what the rest become).
+
+    Raises
+    ------
+    ValueError
+        If not one of the model's CpGs is in the data: every prediction would be the same guess.
+    """
+    if coverage["n_found"] == 0:
+        msg = (
+            f"None of {who}'s {coverage['n_vocab']:,} CpGs is in the data: every sample would get the same guess. "
+            f"{hint or 'Check that the CpG IDs are the probe IDs the model was trained on.'}"
+        )
+        raise ValueError(msg)
     if coverage["fraction_found"] < 0.5:
         warn(
             f"Only {coverage['n_found']:,} of {who}'s {coverage['n_vocab']:,} CpGs ({coverage['fraction_found']:.1%}) "

@@ -63,6 +63,16 @@ def count_nonfinite(values) -> int:
     return int(array.size - np.isfinite(array).sum())
 
 
+def refuse_all_missing(X: np.ndarray, *, what: str = "the data") -> None:
+    """Raise a :class:`ValueError` when `X` holds values to compute on but every one is missing (NaN)."""
+    if X.size and np.isnan(X).all():
+        msg = (
+            f"Every value of {what} is missing (NaN), so there is nothing to compute on. Check the layer "
+            "(`layer=`) and that the CpGs are the ones the model or data set uses."
+        )
+        raise ValueError(msg)
+
+
 def check_unique(names: Sequence[str] | pd.Index, *, what: str) -> None:
     """Raise a :class:`ValueError` listing the duplicated entries of `names`."""
     index = pd.Index(names)

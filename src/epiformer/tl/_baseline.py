@@ -12,10 +12,10 @@ from mudata import MuData
 from epiformer._constants import Key
 from epiformer._docs import doc_data, doc_layer, doc_mod_methyl, doc_params, doc_random_state
 from epiformer._logging import timed
-from epiformer._probe_ids import warn_low_coverage
+from epiformer._probe_ids import check_coverage
 from epiformer._targets import resolve_target
 from epiformer._utils import get_matrix, renamed_options, select_modality, to_dense_float
-from epiformer._validation import check_betas
+from epiformer._validation import check_betas, refuse_all_missing
 from epiformer.models import Predictor
 from epiformer.pp import align_to_vocab
 
@@ -50,9 +50,8 @@ class BaselinePredictor(Predictor):
         the CPU in one pass, so the network options of :meth:`Predictor.predict_values` do not apply.
         """
         aligned = align_to_vocab(adata, self.features, layer=layer)
-        warn_low_coverage(
-            aligned.uns[Key.uns.vocab_coverage], who="the baseline", fallback="filled with training means"
-        )
+        check_coverage(aligned.uns[Key.uns.vocab_coverage], who="the baseline", fallback="filled with training means")
+        refuse_all_missing(np.asarray(aligned.X), what="the baseline's CpGs in the data")
         if self.task == "regression":
             return self.pipeline.predict(aligned.X)
         return self.pipeline.predict_proba(aligned.X)
@@ -121,6 +120,7 @@ def fit_baseline(
                 raise ValueError(msg)
         X = to_dense_float(get_matrix(adata, layer))[rows]
         check_betas(X, what="The methylation matrix")
+        refuse_all_missing(X, what="the training samples' methylation matrix")
         imputer = SimpleImputer(strategy="mean", keep_empty_features=True)
         if spec.task == "regression":
             model = ElasticNetCV(l1_ratio=0.5, alphas=30, cv=5, max_iter=5000, random_state=random_state)

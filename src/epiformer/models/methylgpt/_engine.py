@@ -15,7 +15,7 @@ import torch
 from anndata import AnnData
 
 from epiformer._constants import Key
-from epiformer._probe_ids import vocab_coverage, warn_low_coverage
+from epiformer._probe_ids import check_coverage, vocab_coverage
 from epiformer._utils import get_matrix, progress_bar, read_columns, select_modality, to_dense_float
 from epiformer._validation import check_betas, warn_all_missing_rows
 from epiformer.models._base import check_model, on_device
@@ -96,12 +96,18 @@ def prepare_inputs(adata: AnnData, model: MethylGPT, *, layer: str | None, var_k
         names = ", ".join(map(str, adata.var_names[:3]))
         msg = f"None of the model's {n_vocab:,} CpGs is in the data (CpG IDs such as {names}). {hint}"
         raise ValueError(msg)
-    warn_low_coverage(coverage, who="the model", fallback="treated as missing", hint=hint)
+    check_coverage(coverage, who="the model", fallback="treated as missing", hint=hint)
     n_observed = np.empty(adata.n_obs, dtype=np.int64)
     inputs = ModelInputs(X, in_data, in_vocab, coverage, n_observed)
     for start, betas in inputs.chunks():
         check_betas(betas, what="The methylation matrix")
         n_observed[start : start + len(betas)] = (~np.isnan(betas)).sum(axis=1)
+    if adata.n_obs and not n_observed.any():
+        msg = (
+            f"Every value of the model's {n_found:,} CpGs in the data is missing (NaN), so there is nothing to "
+            "compute on. Check the layer (`layer=`)."
+        )
+        raise ValueError(msg)
     has_value = np.where(n_observed > 0, 0.0, np.nan)[:, None]
     inputs.all_missing = warn_all_missing_rows(has_value, adata.obs_names, what="samples (among the model's CpGs)")
     return inputs

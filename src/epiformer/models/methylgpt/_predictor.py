@@ -12,10 +12,10 @@ from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._logging import warn
-from epiformer._probe_ids import warn_low_coverage
+from epiformer._probe_ids import check_coverage
 from epiformer._targets import Task
 from epiformer._utils import progress_bar
-from epiformer._validation import check_betas
+from epiformer._validation import check_betas, refuse_all_missing
 from epiformer.models._base import (
     Predictor,
     history_frame,
@@ -77,9 +77,10 @@ class MethylGPTPredictor(Predictor):
         Training CpGs that `adata` lacks are read as missing (a warning below 50 % coverage).
         """
         aligned = align_to_vocab(adata, self.features, layer=layer)
-        warn_low_coverage(aligned.uns[Key.uns.vocab_coverage], who="the predictor", fallback="read as missing")
+        check_coverage(aligned.uns[Key.uns.vocab_coverage], who="the predictor", fallback="read as missing")
         X = np.asarray(aligned.X, dtype=np.float32)
         check_betas(X, what="The methylation matrix")
+        refuse_all_missing(X, what="the predictor's CpGs in the data")
         ids = torch.as_tensor([self.net.backbone.vocab[p] for p in self.features])
         outputs = []
         with (
