@@ -311,6 +311,15 @@ def _epigept_inputs():
     return model, contexts
 
 
+def _epigenome_prediction() -> AnnData:
+    from epiformer._sequence import bin_frame
+
+    X = np.arange(8, dtype=np.float32).reshape(2, 4)
+    pred = AnnData(X, obs=pd.DataFrame(index=["a", "b"]), var=bin_frame("22", 156_250, 4, 128))
+    pred.layers["DNase"] = X.copy()
+    return pred
+
+
 EPIGEPT, CONTEXTS = _epigept_inputs()
 SEGMENT = ef.datasets.hg19_chr22_segment()
 #: name -> (make the data, call that must fail on it, the error).
@@ -338,6 +347,11 @@ FAILING = {
     "fit_epigept": (
         lambda: CONTEXTS.copy(),
         lambda d: ef.tl.fit_epigept(AnnData(np.zeros((2, 1))), EPIGEPT, contexts=d, fasta=SEGMENT, progress=False),
+        ValueError,
+    ),
+    "evaluate_epigenome": (
+        _epigenome_prediction,
+        lambda d: ef.tl.evaluate_epigenome(d, tracks=d[:, :0].copy()),
         ValueError,
     ),
 }

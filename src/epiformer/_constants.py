@@ -92,6 +92,8 @@ class _Uns:
     motif_scores = "motif_scores"
     epigept = "epigept"
     variant_effect = "epigept_variant_effect"
+    tracks = "tracks"
+    epigept_evaluation = "epigept_evaluation"
     # MethylGPT
     imputed = "methylgpt_imputed"
     attention = "methylgpt_attention"

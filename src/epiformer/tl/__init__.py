@@ -4,6 +4,7 @@ from ._attention import attention
 from ._baseline import BaselinePredictor, fit_baseline
 from ._dilution import dilution_curve
 from ._embed import embed
+from ._evaluate_epigenome import evaluate_epigenome
 from ._evaluate_methylation import evaluate_methylation
 from ._finetune import finetune
 from ._fit_epigept import fit_epigept
@@ -22,6 +23,7 @@ __all__ = [
     "dilution_curve",
     "embed",
     "evaluate",
+    "evaluate_epigenome",
     "evaluate_methylation",
     "finetune",
     "fit_baseline",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,7 @@ from anndata import AnnData
 from epiformer._logging import timed
 from epiformer._utils import renamed_options
 from epiformer._validation import first_items
-from epiformer.io import Genome
+from epiformer.io import Genome, read_bigwig
 
 if TYPE_CHECKING:
     from epiformer.models import EpiGePT
@@ -20,11 +21,12 @@ if TYPE_CHECKING:
 
 @renamed_options(validation_fraction="val_size")
 def fit_epigept(
-    tracks: AnnData,
+    tracks: AnnData | Mapping[str, Mapping[str, str | os.PathLike]],
     model: EpiGePT,
     *,
     contexts: AnnData,
     fasta: Any,
+    regions: Any = None,
     motif_scores: AnnData | None = None,
     motifs: Mapping[str, Sequence[np.ndarray]] | None = None,
     max_epochs: int = 10,
@@ -50,17 +52,27 @@ def fit_epigept(
     release). A random `val_size` fraction of the pairs is held out (the authors' 90/10 split) and
     drives early stopping. Multi-GPU / multi-node runs go through Lightning's `strategy` and `num_nodes`.
 
+    Measured tracks in bigWig files are read with :func:`epiformer.io.read_bigwig` (its output is this layout),
+    or here directly: pass ``tracks={context: {signal: path}}`` and the `regions` to train on, and they are read
+    with its defaults (bin means on the model's grid, ``log1p``, bins without data unmeasured).
+
     Parameters
     ----------
     tracks
         Contexts x bins with `var` `chrom` / `start` / `end` on the model's grid and one layer per signal
-        (a subset of ``model.signals``; missing layers are unmeasured everywhere).
+        (a subset of ``model.signals``; missing layers are unmeasured everywhere), such as
+        :func:`epiformer.io.read_bigwig` returns; or bigWig files as ``{context: {signal: path}}``, read over
+        `regions` (a context without a file for a signal is unmeasured for it).
     model
         The network to train, updated in place (e.g. a fresh ``EpiGePT(config)`` or a pretrained one).
     contexts
         Contexts x TFs (:func:`epiformer.pp.tf_context`) covering every context of `tracks`.
     fasta
         Reference genome: a FASTA path, an :class:`epiformer.io.Genome` or a genome segment.
+    regions
+        With bigWig `tracks`: the regions to train on (``"chr22:20000001-20500000"``, 1-based, inclusive, a
+        list of them, a BED file, or any other form :func:`epiformer.io.read_bigwig` takes), binned on the
+        model's grid. Only for files.
     motif_scores
         Precomputed bins x TFs motif scores (see :func:`epiformer.tl.predict_epigenome`); `None` scans.
     motifs
@@ -94,8 +106,19 @@ def fit_epigept(
 
     with timed("ef.tl.fit_epigept") as written:
         check_epigept(model)
+        if isinstance(tracks, Mapping):
+            if regions is None:
+                msg = "Pass `regions=` (the regions to train on) with bigWig `tracks`."
+                raise ValueError(msg)
+            tracks = read_bigwig(tracks, regions=regions, bin_size=model.config.bin_size)
+        elif regions is not None:
+            msg = "`regions=` is only for `tracks` given as bigWig files; an AnnData of tracks brings its own bins."
+            raise ValueError(msg)
         if not isinstance(tracks, AnnData):
-            msg = "`tracks` must be an AnnData of contexts x 128-bp bins with one layer per signal."
+            msg = (
+                "`tracks` must be an AnnData of contexts x 128-bp bins with one layer per signal, or bigWig files as "
+                "{context: {signal: path}}."
+            )
             raise TypeError(msg)
         if not isinstance(contexts, AnnData):
             msg = "`contexts` must be an AnnData of contexts x TFs, as made by `ef.pp.tf_context`."
