@@ -52,6 +52,7 @@ READERS = {
     "all_motif_rmdup.motif.gz": ef.io.read_homer_motifs,
     "MotifMatch_human_rmdup.mat": ef.io.read_motif_to_tf,
     "enhancers.bed.gz": lambda path: ef.pp.aggregate_regions(_sites(), regions=path),
+    "K562.DNase.bw": lambda path: ef.io.read_bigwig(path, regions="chr1:1-1280"),
 }
 #: A few thousand lines of each gzip-compressed format, to cut in half.
 ROWS = {
@@ -69,7 +70,16 @@ def test_missing_file(refuses, tmp_path, name):
 
 
 @pytest.mark.parametrize(
-    "name", ["betas.csv", "EPIC.csv", "cell1.cov.gz", "calls.vcf.gz", "all_motif_rmdup.motif.gz", "enhancers.bed.gz"]
+    "name",
+    [
+        "betas.csv",
+        "EPIC.csv",
+        "cell1.cov.gz",
+        "calls.vcf.gz",
+        "all_motif_rmdup.motif.gz",
+        "enhancers.bed.gz",
+        "K562.DNase.bw",
+    ],
 )
 def test_web_page_saved_in_place_of_the_file(refuses, tmp_path, name):
     path = tmp_path / name
