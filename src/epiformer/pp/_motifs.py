@@ -323,7 +323,7 @@ class MotifScanner:
                     if self.homer:
                         hit &= pooled > _N_PENALTY / 2
                     pooled = torch.where(hit, pooled, -torch.inf)
-                    index = bucket["tfs"][:, None].expand(-1, n_bins)
+                    index = bucket["tfs"][:, None].expand(-1, n_bins).contiguous()  # scatter is slow on expanded views
                     out.scatter_reduce_(0, index, pooled[bucket["rows"]], reduce="amax", include_self=True)
         out = torch.where(torch.isfinite(out), out, 0.0)
         return out.T.cpu().numpy()
