@@ -13,11 +13,11 @@ from anndata import AnnData
 from scipy import sparse
 from scipy.special import expit
 
+from epiformer._cache import cache_dir as resolve_cache_dir
 from epiformer._constants import Key
 from epiformer._files import atomic_path
 from epiformer._utils import as_generator
 from epiformer._validation import check_unique
-from epiformer.datasets._cache import cache_dir as resolve_cache_dir
 
 #: Oriented promoter window around a TSS (bp upstream, bp downstream) inside which a CpG can be expression-driven.
 PROMOTER_WINDOW = (1000, 500)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._base import Predictor
+    from ._registry import fetch, list_pretrained
     from .epigept import EpiGePT, EpiGePTConfig
     from .expression_predictor import ExpressionPredictor
     from .methylgpt import MethylGPT, MethylGPTPredictor, MethylGPTVocab
@@ -24,6 +25,8 @@ _LAZY = {
     "MethylGPT": ".methylgpt",
     "MethylGPTPredictor": ".methylgpt",
     "MethylGPTVocab": ".methylgpt",
+    "fetch": "._registry",
+    "list_pretrained": "._registry",
 }
 
 __all__: list[str] = list(_LAZY)

@@ -23,6 +23,7 @@ from torch import nn
 from epiformer._utils import package_version
 from epiformer._validation import first_items
 from epiformer.models._base import check_finite_weights, history_frame, load_folder, save_folder, sha256
+from epiformer.models._registry import resolve
 from epiformer.models.epigept._config import EpiGePTConfig
 
 #: The ``format`` tag of the ``config.json`` that :meth:`EpiGePT.save_pretrained` writes.
@@ -270,10 +271,25 @@ def state_from_published(state: dict[str, torch.Tensor], config: EpiGePTConfig) 
 
 
 def load_pretrained(
-    cls: type[nn.Module], path: str | Path, *, tf_names: Sequence[str] | str | Path | None, n_heads: int
+    cls: type[nn.Module],
+    path: str | Path,
+    *,
+    tf_names: Sequence[str] | str | Path | None,
+    n_heads: int,
+    download: bool = False,
 ) -> nn.Module:
-    """Implementation of :meth:`EpiGePT.from_pretrained`: `cls` is the network class to build."""
-    path = Path(path)
+    """Implementation of :meth:`EpiGePT.from_pretrained`: `cls` is the network class to build.
+
+    `path` may also be a registered name (``ef.models.list_pretrained()``): it resolves to the verified file in
+    the cache, downloaded first when `download` is True.
+    """
+    resolved = resolve(path, model="EpiGePT", download=download)
+    model = _load(cls, resolved.path, tf_names=tf_names, n_heads=n_heads)
+    resolved.confirm(model)
+    return model
+
+
+def _load(cls: type[nn.Module], path: Path, *, tf_names: Sequence[str] | str | Path | None, n_heads: int) -> nn.Module:
     names = _read_tf_names(tf_names)
     if path.is_dir():
         meta, tensors, info = load_folder(path, format=FORMAT_TAG)

@@ -234,6 +234,7 @@ class EpiGePT(nn.Module):
         *,
         tf_names: Sequence[str] | str | Path | None = None,
         n_heads: int = 8,
+        download: bool = False,
     ) -> EpiGePT:
         """Load the authors' Lightning checkpoint or a directory written by :meth:`save_pretrained`.
 
@@ -249,7 +250,9 @@ class EpiGePT(nn.Module):
         path
             The published ``model.ckpt`` / ``pretrained_epigept.ckpt`` (download it by hand from
             https://health.tsinghua.edu.cn/epigept/download.php), any Lightning checkpoint in that layout,
-            or a directory with ``config.json`` and ``model.safetensors``.
+            or a directory with ``config.json`` and ``model.safetensors``; or a registered name
+            (:func:`epiformer.models.list_pretrained`) loaded from the epiformer cache and checked against the
+            sha256 sums stored at its first load. An existing path always wins over a name.
         tf_names
             The TFs of the context vector in checkpoint order: a list, or a text file with one name per
             line. The published checkpoints do not carry them (the authors' 711-TF order is the row order
@@ -258,6 +261,10 @@ class EpiGePT(nn.Module):
             columns are already in checkpoint order.
         n_heads
             Attention heads (not recorded in the weights; 8 in every release).
+        download
+            With a registered name whose file is not cached: download it first (:func:`epiformer.models.fetch`;
+            the EpiGePT files have no direct link, so this raises the same guiding
+            :class:`FileNotFoundError` as without it).
 
         Returns
         -------
@@ -265,7 +272,7 @@ class EpiGePT(nn.Module):
         checkpoint, the detected release and the training epoch; :attr:`history` is restored from a
         directory written by :meth:`save_pretrained`.
         """
-        return load_pretrained(cls, path, tf_names=tf_names, n_heads=n_heads)
+        return load_pretrained(cls, path, tf_names=tf_names, n_heads=n_heads, download=download)
 
     def save_pretrained(self, path: str | Path, *, format: str = "safetensors") -> Path:
         """Write the weights and configuration.

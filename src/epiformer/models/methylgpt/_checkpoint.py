@@ -31,6 +31,7 @@ from epiformer.models._base import (
     save_folder,
     sha256,
 )
+from epiformer.models._registry import resolve
 from epiformer.models.methylgpt._config import DEFAULT_N_HEADS, MASK_VALUE, MISSING_VALUE
 from epiformer.models.methylgpt._vocab import MethylGPTVocab
 
@@ -204,8 +205,22 @@ def load_pretrained(
     *,
     vocab: MethylGPTVocab | str | PathLike | None = None,
     n_heads: int | None = None,
+    download: bool = False,
 ) -> nn.Module:
-    """Build a `cls` (a MethylGPT) and strictly load a checkpoint into it (see :meth:`MethylGPT.from_pretrained`)."""
+    """Build a `cls` (a MethylGPT) and strictly load a checkpoint into it (see :meth:`MethylGPT.from_pretrained`).
+
+    `path` may also be a registered name (``ef.models.list_pretrained()``): it resolves to the verified cache
+    folder, downloaded first when `download` is True.
+    """
+    resolved = resolve(path, model="MethylGPT", download=download)
+    model = _load(cls, resolved.path, vocab=vocab, n_heads=n_heads)
+    resolved.confirm(model)
+    return model
+
+
+def _load(
+    cls: type[nn.Module], path: Path, *, vocab: MethylGPTVocab | str | PathLike | None, n_heads: int | None
+) -> nn.Module:
     weights, folder = _resolve(Path(path))
     if vocab is None:
         if not (folder / VOCAB).exists():

@@ -482,6 +482,7 @@ class MethylGPT(nn.Module):
         *,
         vocab: MethylGPTVocab | str | PathLike | None = None,
         n_heads: int | None = None,
+        download: bool = False,
     ) -> MethylGPT:
         """Load a checkpoint: the authors' files or one written by :meth:`save_pretrained`.
 
@@ -504,17 +505,23 @@ class MethylGPT(nn.Module):
         Parameters
         ----------
         path
-            A checkpoint directory or weight file.
+            A checkpoint directory or weight file, or a registered name (:func:`epiformer.models.list_pretrained`)
+            loaded from the epiformer cache and checked against the sha256 sums stored at its first load. An
+            existing path always wins over a name.
         vocab
             The vocabulary (object or ``vocab.json`` path), when not next to the weights.
         n_heads
             Number of attention heads when no ``args.json`` / ``config.json`` says; must agree with them.
+        download
+            With a registered name whose files are not cached: download them first
+            (:func:`epiformer.models.fetch`). Without it, a missing checkpoint raises a
+            :class:`FileNotFoundError` naming the URL, the files and the folder to put them in.
 
         Returns
         -------
         The model in evaluation mode, on the CPU, with :attr:`checkpoint` set.
         """
-        return load_pretrained(cls, path, vocab=vocab, n_heads=n_heads)
+        return load_pretrained(cls, path, vocab=vocab, n_heads=n_heads, download=download)
 
     def save_pretrained(self, directory: str | PathLike) -> None:
         """Write ``model.safetensors``, ``config.json`` and ``vocab.json`` into `directory`.
