@@ -6,8 +6,11 @@ scores and baselines.
 
 from __future__ import annotations
 
+import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,9 +47,10 @@ def in_model_order(X, var_names: Sequence[str], genes: Sequence[str]) -> tuple[n
     return expr, present
 
 
-def aligned_expression(adata: AnnData, model: ExpressionPredictor, layer: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Expression in the model's gene order and which model genes the data has (absent genes are warned about)."""
-    expr, present = in_model_order(get_matrix(adata, layer), adata.var_names, model.genes)
+def gene_positions(var_names: Sequence[str], model: ExpressionPredictor) -> tuple[np.ndarray, np.ndarray]:
+    """Column of every model gene in `var_names` (-1 when absent) and the mask of present ones; absent genes warned about."""
+    position = pd.Index(var_names).get_indexer(list(model.genes))
+    present = position >= 0
     if not present.any():
         msg = "None of the model's genes is in the data: check that `var_names` use the model's gene identifiers."
         raise ValueError(msg)
@@ -57,10 +61,105 @@ def aligned_expression(adata: AnnData, model: ExpressionPredictor, layer: str | 
             f"scaling (no contribution): {first_items(missing)}.",
             UserWarning,
         )
+    return position, present
+
+
+def _check_finite(expr: np.ndarray) -> np.ndarray:
     if np.isnan(expr).any():
         msg = "The expression matrix has NaN values; impute or drop them first."
         raise ValueError(msg)
-    return expr, present
+    return expr
+
+
+def aligned_expression(adata: AnnData, model: ExpressionPredictor, layer: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Expression in the model's gene order and which model genes the data has (absent genes are warned about)."""
+    X = get_matrix(adata, layer)
+    gene_positions(adata.var_names, model)
+    expr, present = in_model_order(X, adata.var_names, model.genes)
+    return _check_finite(expr), present
+
+
+def _take_rows(X, rows: np.ndarray | slice):
+    """Rows of a dense, sparse or backed matrix (backed datasets are read at sorted unique positions)."""
+    if isinstance(rows, slice) or isinstance(X, np.ndarray) or sparse.issparse(X):
+        return X[rows]
+    unique, inverse = np.unique(rows, return_inverse=True)
+    block = X[unique]
+    return block[inverse]
+
+
+def expression_chunks(
+    X, position: np.ndarray, *, rows: np.ndarray | None = None, chunk: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, expression)`` of `chunk` rows at a time, dense float32 in the model's gene order (absent genes 0).
+
+    `X` (dense, sparse or backed) is never densified as a whole: each chunk's rows (`rows` positions, all when
+    `None`) are read, the model's genes selected while still sparse, then made dense. A CSC or COO matrix is
+    converted to CSR once (a sparse copy) so that row chunks are cheap.
+    """
+    if sparse.issparse(X) and X.format != "csr":
+        X = X.tocsr()
+    present = position >= 0
+    columns = position[present]
+    n = X.shape[0] if rows is None else len(rows)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        block = _take_rows(X, slice(start, stop) if rows is None else rows[start:stop])
+        expr = np.zeros((stop - start, len(position)), dtype=np.float32)
+        if present.any():
+            expr[:, present] = to_dense_float(
+                block[:, columns] if sparse.issparse(block) else np.asarray(block)[:, columns]
+            )
+        yield start, _check_finite(expr)
+
+
+def stream_predictions(
+    X,
+    model: ExpressionPredictor,
+    position: np.ndarray,
+    cpgs: np.ndarray,
+    write: Callable[[int, np.ndarray], None],
+    *,
+    rows: np.ndarray | None = None,
+    cpg_batch: int = 256,
+    sample_batch: int = 256,
+    device: str = "auto",
+    progress: bool = True,
+) -> int:
+    """Predict the CpGs `cpgs` for the rows of `X`, `sample_batch` rows at a time, handing each chunk to `write`.
+
+    Each chunk is read and densified on its own (:func:`expression_chunks`), scaled and predicted in blocks of
+    `cpg_batch` CpGs, so memory holds one chunk, never the whole expression or the whole result (unless
+    `write` keeps it). The blocks are those of :meth:`ExpressionPredictor.predict` with the same batches, so
+    the results are the same. Returns the number of NaN or infinite predictions.
+    """
+    from epiformer._validation import count_nonfinite
+    from epiformer.models._base import on_device
+
+    check_batches(cpg_batch=cpg_batch, sample_batch=sample_batch)
+    present = position >= 0
+    n = X.shape[0] if rows is None else len(rows)
+    nonfinite = 0
+    with (
+        on_device(model.network, device) as target,
+        progress_bar(total=n, desc="methylation prediction", unit="row", disable=not progress) as bar,
+    ):
+        for start, expr in expression_chunks(X, position, rows=rows, chunk=sample_batch):
+            pred = model.predict(
+                expr, present=present, cpgs=cpgs, cpg_batch=cpg_batch, sample_batch=sample_batch, device=target
+            )
+            nonfinite += count_nonfinite(pred)
+            write(start, pred)
+            bar.update(len(pred))
+    return nonfinite
+
+
+def check_batches(**batches: Any) -> None:
+    """Raise a :class:`ValueError` unless every batch size is a positive integer."""
+    for name, value in batches.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            msg = f"`{name}` must be a positive integer, got {value!r}."
+            raise ValueError(msg)
 
 
 def cpg_positions(model: ExpressionPredictor, cpgs: Sequence[str] | None) -> np.ndarray:
@@ -76,22 +175,110 @@ def cpg_positions(model: ExpressionPredictor, cpgs: Sequence[str] | None) -> np.
     return position
 
 
-def predict_expression_only(
-    adata: AnnData, model: ExpressionPredictor, *, cpgs: Sequence[str] | None, layer: str | None, **predict: Any
-) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Predicted betas of the cells or spots of `adata` (a DataFrame cells x CpGs), the CpGs' coordinates, genes missing."""
-    positions = cpg_positions(model, cpgs)
-    expr, present = aligned_expression(adata, model, layer)
-    betas = model.predict(expr, present=present, cpgs=positions, **predict)
-    names = pd.Index([model.cpgs[i] for i in positions])
-    coords = pd.DataFrame(
+def cpg_coordinates(model: ExpressionPredictor, positions: np.ndarray) -> pd.DataFrame:
+    """`chrom` and `pos` of the model's CpGs at `positions`, indexed by name."""
+    return pd.DataFrame(
         {
             Key.var.chrom: [model.cpg_chrom[i] for i in positions],
             Key.var.pos: np.asarray([model.cpg_pos[i] for i in positions], dtype=np.int64),
         },
-        index=names,
+        index=pd.Index([model.cpgs[i] for i in positions]),
     )
-    return pd.DataFrame(betas, index=adata.obs_names.copy(), columns=names), coords, int((~present).sum())
+
+
+def predict_expression_only(
+    adata: AnnData,
+    model: ExpressionPredictor,
+    *,
+    cpgs: Sequence[str] | None,
+    layer: str | None,
+    out: str | PathLike | None = None,
+    **predict: Any,
+) -> tuple[pd.DataFrame | None, pd.DataFrame, int, int]:
+    """Predicted betas of the cells or spots of `adata`, streamed in row chunks.
+
+    Returns the betas (a DataFrame cells x CpGs; `None` when written to the zarr store `out` instead, see
+    :func:`write_betas_zarr`), the CpGs' coordinates, the number of model genes missing and the number of NaN or
+    infinite predictions.
+    """
+    check_batches(cpg_batch=predict.get("cpg_batch", 256), sample_batch=predict.get("sample_batch", 256))
+    if out is not None:
+        check_zarr_target(out)
+    positions = cpg_positions(model, cpgs)
+    X = get_matrix(adata, layer)
+    position, present = gene_positions(adata.var_names, model)
+    coords = cpg_coordinates(model, positions)
+    if out is not None:
+        nonfinite = write_betas_zarr(
+            out, X, model, position, positions, obs_names=adata.obs_names, coords=coords, **predict
+        )
+        return None, coords, int((~present).sum()), nonfinite
+    betas = np.empty((X.shape[0], len(positions)), dtype=np.float32)
+
+    def write(start: int, pred: np.ndarray) -> None:
+        betas[start : start + len(pred)] = pred
+
+    nonfinite = stream_predictions(X, model, position, positions, write, **predict)
+    frame = pd.DataFrame(betas, index=adata.obs_names.copy(), columns=coords.index.copy(), copy=False)
+    return frame, coords, int((~present).sum()), nonfinite
+
+
+def check_zarr_target(out: str | PathLike) -> Path:
+    """The path of a new zarr store: refused if something exists there or its folder does not."""
+    path = Path(out)
+    if path.exists():
+        msg = f"{str(path)!r} exists; choose a new path for the predictions (nothing is overwritten)."
+        raise FileExistsError(msg)
+    if not path.parent.is_dir():
+        msg = f"The folder of {str(path)!r} does not exist."
+        raise FileNotFoundError(msg)
+    return path
+
+
+def write_betas_zarr(
+    out: str | PathLike,
+    X,
+    model: ExpressionPredictor,
+    position: np.ndarray,
+    positions: np.ndarray,
+    *,
+    obs_names: pd.Index,
+    coords: pd.DataFrame,
+    **predict: Any,
+) -> int:
+    """Write the predictions as an AnnData zarr store at `out` (cells or spots x CpGs), chunk by chunk.
+
+    `X` of the store is float32 betas in zarr chunks of `sample_batch` rows (and at most 4,096 CpGs), `obs`
+    holds the row names and `var` the CpGs' `chrom` and `pos`: :func:`anndata.read_zarr` reads it, and
+    ``zarr.open_group(out, mode="r")["X"]`` slices it without loading it. The store is removed if the
+    prediction fails. Returns the number of NaN or infinite predictions.
+    """
+    import zarr
+
+    path = check_zarr_target(out)
+    sample_batch = int(predict.get("sample_batch", 256))
+    n_rows, n_cols = X.shape[0], len(positions)
+    try:
+        with warnings.catch_warnings():  # anndata's note on its default zarr format (its setting decides)
+            warnings.filterwarnings("ignore", message="Writing zarr v2 data", category=UserWarning)
+            AnnData(obs=pd.DataFrame(index=pd.Index(obs_names, dtype=str)), var=coords).write_zarr(path)
+        group = zarr.open_group(str(path), mode="r+")
+        shape, chunks = (n_rows, n_cols), (max(1, min(sample_batch, n_rows)), max(1, min(n_cols, 4096)))
+        if hasattr(group, "create_array"):  # zarr >= 3
+            array = group.create_array("X", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan)
+        else:  # zarr 2
+            array = group.create_dataset("X", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan)
+        array.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
+
+        def write(start: int, pred: np.ndarray) -> None:
+            array[start : start + len(pred)] = pred
+
+        nonfinite = stream_predictions(X, model, position, positions, write, **predict)
+        zarr.consolidate_metadata(str(path))  # anndata opens consolidated metadata: list `X` there
+        return nonfinite
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def predict_paired(
@@ -104,6 +291,7 @@ def predict_paired(
     **predict: Any,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Predicted betas for the methylation modality of `mdata` (NaN for unknown CpGs, samples without expression)."""
+    check_batches(cpg_batch=predict.get("cpg_batch", 256), sample_batch=predict.get("sample_batch", 256))
     rna_name = mod or model.rna_mod
     if rna_name not in mdata.mod or model.methyl_mod not in mdata.mod:
         msg = f"The MuData needs modalities {rna_name!r} and {model.methyl_mod!r}; it has {list(mdata.mod)}."
@@ -114,11 +302,16 @@ def predict_paired(
     if not len(known):
         msg = "None of the CpGs is known to the model."
         raise ValueError(msg)
-    expr, present = aligned_expression(rna, model, layer)
+    X = get_matrix(rna, layer)
+    position, present = gene_positions(rna.var_names, model)
     rows = pd.Index(rna.obs_names).get_indexer(methyl.obs_names)
-    betas = model.predict(expr[np.maximum(rows, 0)], present=present, cpgs=cpg_positions(model, known), **predict)
     full = np.full(methyl.shape, np.nan, dtype=np.float32)
-    full[:, methyl.var_names.get_indexer(known)] = betas
+    columns = methyl.var_names.get_indexer(known)
+
+    def write(start: int, pred: np.ndarray) -> None:
+        full[start : start + len(pred), columns] = pred
+
+    stream_predictions(X, model, position, cpg_positions(model, known), write, rows=np.maximum(rows, 0), **predict)
     full[rows < 0] = np.nan
     return full, {"rna_mod": rna_name, "n_genes_missing": int((~present).sum()), "n_cpgs_predicted": len(known)}
 
