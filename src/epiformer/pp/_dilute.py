@@ -13,7 +13,8 @@ from epiformer._logging import warn
 from epiformer._utils import as_generator, get_matrix, record_params, select_modality
 from epiformer._validation import check_nonnegative, check_raw_counts
 
-DiluteMethod = Literal["multinomial", "legacy"]
+DiluteMethod = Literal["hypergeometric", "multinomial", "legacy"]
+METHODS = ("hypergeometric", "multinomial", "legacy")
 
 #: Floats held at once by the chunked legacy rule (2 MB per array: small chunks keep the search in cache).
 _CHUNK_FLOATS = 1 << 18
@@ -21,6 +22,8 @@ _CHUNK_FLOATS = 1 << 18
 _CACHE_ENTRIES = 1 << 16
 #: Largest molecule table (per chunk of rows) built for integer counts; beyond, cumulative sums are searched.
 _MAX_MOLECULES = 1 << 22
+#: Molecules drawn at once (per chunk of rows) by the hypergeometric thinning.
+_DRAW_BUDGET = 1 << 20
 
 
 def _row_chunks(sizes: np.ndarray, budget: int):
@@ -97,6 +100,117 @@ def _dilute_multinomial(X, retention: int, rng: np.random.Generator):
     return out if sparse.issparse(X) else out.toarray()
 
 
+def _sample_without_replacement(
+    totals: np.ndarray, wanted: np.ndarray, starts: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Sorted keys ``starts[r] + j`` for `wanted[r]` distinct ``j`` uniform in ``[0, totals[r])``, every row r.
+
+    The key ranges ``starts[r] + [0, totals[r])`` must be disjoint and increasing. Draws with replacement, then
+    redraws each row's shortfall (its duplicates), adding the new distinct values, until every row has its
+    count: the distinct values of an i.i.d. uniform sequence, stopped once there are enough, are a uniform random
+    subset (every subset of that size is equally likely, by symmetry), so the law is exactly that of drawing
+    without replacement. Callers keep ``wanted <= totals / 2``, so each round leaves at most about half of its
+    draws to redo; after the first, rounds only touch the few rows still short.
+    """
+    ends = starts + totals
+    first = _distinct(_draw(totals, wanted, starts, rng))
+    need = wanted - (np.searchsorted(first, ends) - np.searchsorted(first, starts))
+    extra = np.empty(0, dtype=np.int64)
+    while need.any():
+        short = np.flatnonzero(need)
+        fresh = _distinct(_draw(totals[short], need[short], starts[short], rng))
+        new = fresh[~_isin_sorted(fresh, first)]
+        new = new[~_isin_sorted(new, extra)]
+        extra = np.sort(np.concatenate([extra, new]))
+        need[short] -= np.searchsorted(new, ends[short]) - np.searchsorted(new, starts[short])
+    if extra.size:
+        first = np.concatenate([first, extra])
+        first.sort(kind="stable")  # two sorted runs: a merge
+    return first
+
+
+def _draw(totals: np.ndarray, counts: np.ndarray, starts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`counts[r]` keys ``starts[r] + j``, ``j`` uniform in ``[0, totals[r])`` (with replacement), row after row."""
+    owner = np.repeat(np.arange(len(totals)), counts)
+    keys = rng.integers(0, totals[owner], dtype=np.int64)
+    keys += starts[owner]
+    return keys
+
+
+def _distinct(keys: np.ndarray) -> np.ndarray:
+    """The distinct values of `keys`, sorted (sorts `keys` in place)."""
+    keys.sort()
+    return keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+
+
+def _isin_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """Which of `values` are in the sorted array `sorted_keys`."""
+    if not sorted_keys.size:
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[at] == values
+
+
+def _dilute_hypergeometric(X, retention: int, rng: np.random.Generator, *, what: str):
+    """Per sample of total T > `retention`: keep `retention` of its T molecules, uniformly without replacement.
+
+    A multivariate hypergeometric draw per sample. Rows go a few at a time: each row's molecules are numbered
+    along its cumulative counts, ``min(retention, T - retention)`` distinct molecule numbers are drawn (those
+    kept, or those dropped when more than half are kept) and a search of the cumulative counts gives their genes.
+    Samples with at most `retention` molecules are kept as they are. Returns the diluted matrix and the number
+    of samples with some but fewer than `retention` molecules.
+    """
+    csr = _canonical(X)
+    integer = np.issubdtype(csr.data.dtype, np.integer)
+    small = np.uint16 if retention < 1 << 16 else np.int64  # every result is at most `retention`
+    n_obs = csr.shape[0]
+    n_short = 0
+    # each kept entry holds a molecule: at most min(entries, retention) per row, filled chunk by chunk
+    bound = int(np.minimum(np.diff(csr.indptr), retention).sum())
+    data, indices, filled = np.empty(bound, dtype=X.dtype), np.empty(bound, dtype=csr.indices.dtype), 0
+    kept_per_row = np.zeros(n_obs, dtype=np.int64)
+    for lo, hi in _row_chunks(np.diff(csr.indptr) + retention // 2, _DRAW_BUDGET):
+        start, stop = int(csr.indptr[lo]), int(csr.indptr[hi])
+        chunk = csr.data[start:stop]
+        if not integer and not np.array_equal(chunk, np.floor(chunk)):
+            check_raw_counts(X, what=what)  # the clearer message when the values look log-transformed
+            msg = (
+                f"{what} holds non-integer values, but `method='hypergeometric'` thins whole molecules: pass a layer "
+                "of integer counts (`layer='counts'`), or use `method='multinomial'` for estimated counts."
+            )
+            raise ValueError(msg)
+        local = csr.indptr[lo : hi + 1] - start
+        whole = chunk.astype(np.int64)
+        running = np.concatenate([[0], np.cumsum(whole)])  # molecules before each entry
+        bounds = running[local]
+        row_totals = np.diff(bounds)
+        n_short += int(((row_totals > 0) & (row_totals < retention)).sum())
+        row_of = np.repeat(np.arange(hi - lo), np.diff(local))
+        mode = np.zeros(hi - lo, dtype=np.int8)  # 0: kept as is, 1: the dropped molecules drawn, 2: the kept
+        thin = np.flatnonzero(row_totals > retention)
+        if thin.size:
+            draw_dropped = row_totals[thin] - retention < retention
+            wanted = np.where(draw_dropped, row_totals[thin] - retention, retention)
+            mode[thin] = np.where(draw_dropped, 1, 2)
+            keys = _sample_without_replacement(row_totals[thin], wanted, bounds[:-1][thin], rng)
+            drawn = np.bincount(np.searchsorted(running[1:], keys, side="right"), minlength=len(chunk))
+            # rows kept as they are have no draws: their counts minus nothing
+            counts = np.where(mode[row_of] == 2, drawn, whole - drawn).astype(small)
+        else:
+            counts = chunk.astype(small)
+        nonzero = counts > 0
+        n_kept = int(np.count_nonzero(nonzero))
+        data[filled : filled + n_kept] = counts[nonzero]
+        indices[filled : filled + n_kept] = csr.indices[start:stop][nonzero]
+        filled += n_kept
+        kept_per_row[lo:hi] = np.bincount(row_of[nonzero], minlength=hi - lo)
+    data.resize(filled, refcheck=False)  # shrinks in place: no second copy of the result
+    indices.resize(filled, refcheck=False)
+    indptr = np.concatenate([[0], np.cumsum(kept_per_row)]).astype(csr.indptr.dtype)
+    out = sparse.csr_matrix((data, indices, indptr), shape=csr.shape)
+    return (out if sparse.issparse(X) else out.toarray()), n_short
+
+
 def _search_right(cdf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, u: np.ndarray) -> np.ndarray:
     """For each draw ``u[r, k]``, the first entry of row r's non-decreasing `cdf` segment that exceeds it.
 
@@ -171,7 +285,7 @@ def dilute(
     adata,
     retention: int,
     *,
-    method: DiluteMethod = "multinomial",
+    method: DiluteMethod = "hypergeometric",
     layer: str | None = Key.layers.counts,
     mod: str | None = None,
     random_state: int | np.random.Generator | None = 0,
@@ -180,9 +294,16 @@ def dilute(
 ):
     """Thin every sample's expression to `retention` molecules, to mimic single-cell or spatial sparsity.
 
+    - ``method="hypergeometric"`` (the default): capture. Each sample with more than `retention` molecules
+      keeps exactly `retention` of them, drawn uniformly without replacement (a multivariate hypergeometric
+      draw: a gene with ``c`` of the sample's ``T`` molecules keeps on average ``retention * c / T``), so a
+      diluted count never exceeds the original one. Samples with at most `retention` molecules are kept as
+      they are (with a warning; counted in ``uns[key_added]['n_below_retention']``). The same law as
+      ``scanpy.pp.downsample_counts(counts_per_cell=retention, replace=False)``; requires integer counts.
     - ``method="multinomial"``: draw `retention` molecules per sample, with replacement, each gene with
-      probability proportional to its count; the diluted counts of a sample sum to `retention`. Vectorised
-      over samples (uniform positions on the cumulative counts, a few samples at a time).
+      probability proportional to its count; the diluted counts of a sample sum to `retention` (a gene can
+      get more than it had, and a sample more molecules than it had). Accepts fractional (estimated) counts.
+      Vectorised over samples (uniform positions on the cumulative counts, a few samples at a time).
     - ``method="legacy"``: the rule of the reproduction study (Gotliber & Keydar 2023): per sample, draw
       `retention` genes with replacement with probability proportional to their values (they used log
       expression), keep the drawn genes' original values and zero the rest. Same draws as a per-sample
@@ -196,12 +317,12 @@ def dilute(
     adata
         :class:`~anndata.AnnData` or :class:`~mudata.MuData` of samples x genes.
     retention
-        Molecules (``multinomial``) or gene draws (``legacy``) per sample.
+        Molecules (``hypergeometric``, ``multinomial``) or gene draws (``legacy``) per sample.
     method
-        ``"multinomial"`` or ``"legacy"``.
+        ``"hypergeometric"``, ``"multinomial"`` or ``"legacy"``.
     {layer}
-        Counts for ``multinomial`` (``"counts"``); for ``legacy``, the values the study diluted (log
-        expression, usually ``layer=None``).
+        Counts for ``hypergeometric`` and ``multinomial`` (``"counts"``); for ``legacy``, the values the study
+        diluted (log expression, usually ``layer=None``).
     {mod}
         Default ``"rna"``.
     {random_state}
@@ -212,10 +333,10 @@ def dilute(
     Returns
     -------
     `None` or, with ``copy=True``, the modified copy. Writes `layers[key_added]` (same dtype as the input)
-    and `uns[key_added]['params']`.
+    and `uns[key_added]['params']` (with ``hypergeometric``, also `uns[key_added]['n_below_retention']`).
     """
-    if method not in ("multinomial", "legacy"):
-        msg = f"`method` must be 'multinomial' or 'legacy', got {method!r}."
+    if method not in METHODS:
+        msg = f"`method` must be one of {', '.join(map(repr, METHODS))}, got {method!r}."
         raise ValueError(msg)
     if int(retention) != retention or retention < 1:
         msg = f"`retention` must be a positive integer, got {retention!r}."
@@ -226,7 +347,7 @@ def dilute(
     what = f"`layers[{layer!r}]`" if layer else "`.X`"
     if method == "multinomial":
         check_raw_counts(X, what=what)
-    else:
+    else:  # hypergeometric: integer counts, checked a few rows at a time while thinning (never log-transformed)
         check_nonnegative(X, what=what)
     totals = np.asarray(X.sum(axis=1)).ravel()
     if (totals <= 0).any():
@@ -235,10 +356,23 @@ def dilute(
             UserWarning,
         )
     rng = as_generator(random_state)
-    diluted = _dilute_multinomial(X, retention, rng) if method == "multinomial" else _dilute_legacy(X, retention, rng)
+    extra = {}
+    if method == "hypergeometric":
+        diluted, n_short = _dilute_hypergeometric(X, retention, rng, what=what)
+        extra["n_below_retention"] = n_short
+        if n_short:
+            warn(
+                f"{n_short} samples have fewer than {retention} molecules and are kept as they are "
+                f"(counted in uns[{key_added!r}]['n_below_retention']).",
+                UserWarning,
+            )
+    elif method == "multinomial":
+        diluted = _dilute_multinomial(X, retention, rng)
+    else:
+        diluted = _dilute_legacy(X, retention, rng)
 
     adata = adata.copy() if copy else adata
     target = select_modality(adata, mod, default=Key.mod.rna)
     target.layers[key_added] = diluted
-    record_params(target, key_added, {"retention": retention, "method": method, "layer": layer})
+    record_params(target, key_added, {"retention": retention, "method": method, "layer": layer}, **extra)
     return adata if copy else None

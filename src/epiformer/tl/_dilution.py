@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_params
-from epiformer._logging import timed
+from epiformer._logging import timed, warn
 from epiformer._utils import copy_data, get_matrix, record_params
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def dilution_curve(
     *,
     retention: Sequence[int] = (20000, 15000, 10000, 5000, 1000, 100),
     n_iter: int = 10,
-    method: Literal["multinomial", "legacy"] = "multinomial",
+    method: Literal["hypergeometric", "multinomial", "legacy"] = "hypergeometric",
     layer: str | None = None,
     split: str | None = "test",
     split_key: str = Key.obs.split,
@@ -41,8 +41,10 @@ def dilution_curve(
     the expression of the `split` samples is diluted with :func:`epiformer.pp.dilute`, turned back into the
     model's input and used to predict the `split` CpGs:
 
-    - ``method="multinomial"`` thins the counts (`layer`, default ``"counts"``) to `retention` molecules,
-      then re-normalises as in training: ``log1p(counts per target_sum)``;
+    - ``method="hypergeometric"`` (the default) captures `retention` of each sample's molecules without
+      replacement (`layer`, default ``"counts"``; samples with fewer molecules are kept as they are, counted
+      per level in `n_below_retention`), then re-normalises as in training: ``log1p(counts per target_sum)``;
+    - ``method="multinomial"`` draws `retention` molecules with replacement instead, then re-normalises;
     - ``method="legacy"`` applies the study's rule to the log expression (`layer`, default the model's
       expression layer) and uses the result directly.
 
@@ -56,11 +58,11 @@ def dilution_curve(
     model
         A trained :class:`epiformer.models.ExpressionPredictor`.
     retention
-        Molecules (``multinomial``) or gene draws (``legacy``) kept per sample.
+        Molecules (``hypergeometric``, ``multinomial``) or gene draws (``legacy``) kept per sample.
     n_iter
         Dilutions per level.
     method
-        ``"multinomial"`` or ``"legacy"``.
+        ``"hypergeometric"``, ``"multinomial"`` or ``"legacy"``; see :func:`epiformer.pp.dilute`.
     layer
         Expression layer to dilute; see above for the defaults.
     split
@@ -70,7 +72,7 @@ def dilution_curve(
     cpgs
         Only these CpGs (names) of the split, e.g. those whose methylation follows expression.
     target_sum
-        Counts per sample after re-normalisation (``multinomial``).
+        Counts per sample after re-normalisation (``hypergeometric``, ``multinomial``).
     random_state
         Seed of the first iteration.
     progress
@@ -91,14 +93,17 @@ def dilution_curve(
         across-sample correlation over CpGs), `per_sample_spearman`.
     `undiluted`
         The same scores without dilution.
+    `n_below_retention`
+        Per level (as a string), the samples with fewer molecules than the level (kept as they are by
+        ``hypergeometric``).
     `params`
         The settings.
     """
     from epiformer.models import expression_predictor as engine
 
     engine.check_predictor(model)
-    if method not in ("multinomial", "legacy"):
-        msg = f"`method` must be 'multinomial' or 'legacy', got {method!r}."
+    if method not in ("hypergeometric", "multinomial", "legacy"):
+        msg = f"`method` must be 'hypergeometric', 'multinomial' or 'legacy', got {method!r}."
         raise ValueError(msg)
     levels = [int(r) for r in retention]
     if not levels or min(levels) < 1 or n_iter < 1:
@@ -106,7 +111,7 @@ def dilution_curve(
         raise ValueError(msg)
     rna, methyl = mdata.mod[model.rna_mod], mdata.mod[model.methyl_mod]
     if layer is None:
-        layer = Key.layers.counts if method == "multinomial" else model.rna_layer
+        layer = model.rna_layer if method == "legacy" else Key.layers.counts
     source = get_matrix(rna, layer)
     rows, cols, _, _ = engine.split_block(mdata, methyl, split=split, split_key=split_key, mod=model.methyl_mod)
     cols = cols[methyl.var_names[cols].isin(model.cpgs)]
@@ -120,7 +125,7 @@ def dilution_curve(
         msg = "Some evaluated samples have no expression."
         raise ValueError(msg)
     with timed("ef.tl.dilution_curve") as written:
-        table, undiluted = engine.dilution_scores(
+        table, undiluted, short = engine.dilution_scores(
             model,
             rna[rna_rows],
             methyl[rows, cols],
@@ -148,6 +153,14 @@ def dilution_curve(
             },
             table=table,
             undiluted=undiluted,
+            n_below_retention=short,
         )
+        if method != "legacy" and any(short.values()):
+            below = ", ".join(f"{n} at {int(level):,}" for level, n in short.items() if n)
+            warn(
+                f"Some samples have fewer molecules than a retention level and were not diluted there ({below}); "
+                f"counted in uns[{key_added!r}]['n_below_retention'].",
+                UserWarning,
+            )
         written.append(f"uns['{key_added}']")
     return data if copy else None

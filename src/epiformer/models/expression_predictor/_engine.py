@@ -456,12 +456,13 @@ def dilution_scores(
     random_state: int,
     device: Any,
     progress: bool,
-) -> tuple[pd.DataFrame, dict[str, float]]:
+) -> tuple[pd.DataFrame, dict[str, float], dict[str, int]]:
     """Scores of `model` on the samples x CpGs of `methyl` from expression diluted to each retention level.
 
     `rna` holds the same samples' (undiluted) expression and `counts` the matrix to dilute (``pp.dilute``,
-    `n_iter` seeded draws per level; re-normalised with :func:`log_normalize` for ``"multinomial"``). Returns the
-    tidy table (one row per level and iteration) and the undiluted scores.
+    `n_iter` seeded draws per level), re-normalised with :func:`log_normalize` unless ``method="legacy"``.
+    Returns the tidy table (one row per level and iteration), the undiluted scores and, per level (as a
+    string), the samples with fewer molecules than the level (kept as they are by ``"hypergeometric"``).
     """
     from epiformer.pp import dilute
 
@@ -475,14 +476,17 @@ def dilution_scores(
     expr, present = aligned_expression(rna, model, model.rna_layer)
     undiluted = scores(truth, model.predict(expr, present=present, cpgs=cpg_pos, device=device))
     work = AnnData(counts)  # a scratch object: `dilute` writes its layer here, never into the caller's data
-    records = []
+    records, short = [], {}
     with progress_bar(total=len(levels) * n_iter, desc="dilution", leave=False, disable=not progress) as bar:
         for level in levels:
             for iteration in range(n_iter):
-                dilute(work, level, method=method, layer=None, random_state=random_state + iteration)
+                with warnings.catch_warnings():  # the caller summarises the samples below a level once
+                    warnings.filterwarnings("ignore", message=".*molecules and are kept as they are")
+                    dilute(work, level, method=method, layer=None, random_state=random_state + iteration)
+                short[str(level)] = int(work.uns[Key.layers.diluted].get("n_below_retention", 0))
                 diluted = work.layers[Key.layers.diluted]
-                values = log_normalize(diluted, target_sum) if method == "multinomial" else diluted
+                values = diluted if method == "legacy" else log_normalize(diluted, target_sum)
                 kept = float(np.mean(np.asarray((diluted != 0).sum(axis=1)).ravel()))
                 records.append({"retention": level, "iteration": iteration, "n_genes_kept": kept, **score(values)})
                 bar.update()
-    return pd.DataFrame.from_records(records), undiluted
+    return pd.DataFrame.from_records(records), undiluted, short
