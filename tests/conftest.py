@@ -50,6 +50,17 @@ def synthetic_small():
     return ef.datasets.synthetic_multiome(60, 30, 400, random_state=0)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread: on an oversubscribed 2-core machine OpenMP spin-waits make two threads ~20x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # --- refusals (issue 20): the error, its message, and nothing changed ---
 
 

@@ -12,14 +12,7 @@ import epiformer as ef
 from epiformer.models.expression_predictor import FactorizedNet, LevyJurgensonNet, columnwise_spearman
 from epiformer.models.expression_predictor._networks import n_parameters
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on an oversubscribed 2-core machine OpenMP spin-waits make two threads ~20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _prepared(n_samples, n_genes, n_cpgs, *, flank, by="random", seed=1):

@@ -8,20 +8,13 @@ import tracemalloc
 import anndata as ad
 import numpy as np
 import pytest
-import torch
 from scipy import sparse
 
 import epiformer as ef
 from epiformer.models.expression_predictor._data import ExpressionScaler
 from epiformer.models.expression_predictor._engine import in_model_order
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -179,7 +179,11 @@ def _values(data: AnnData, signal: str, rows: np.ndarray, layout: _Layout, trans
     return np.expm1(values) if transform == "expm1" else values
 
 
-def _prepare(data, folder, contexts, signals, transform, chrom_sizes, suffix):
+def _tracks(data, folder, contexts, signals, transform, chrom_sizes, suffix) -> Iterator[_Track]:
+    """Every file to write: its context, signal, path, the bins' layout, their values and which are not NaN.
+
+    Everything is checked before the first file is yielded; each signal's layer is read once.
+    """
     contexts, signals = _select(data, contexts, signals)
     if transform not in ("expm1", None):
         msg = f"`transform` must be 'expm1' (write counts) or None (write the layers as they are), got {transform!r}."
@@ -187,7 +191,23 @@ def _prepare(data, folder, contexts, signals, transform, chrom_sizes, suffix):
     layout = _Layout(data.var, chrom_sizes)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return contexts, signals, layout, _file_names(folder, contexts, signals, suffix)
+    jobs = _file_names(folder, contexts, signals, suffix)
+    rows = np.array([data.obs_names.get_loc(c) for c in contexts])
+    cache: dict[str, np.ndarray] = {}
+    for context, signal, path in jobs:
+        if signal not in cache:
+            cache[signal] = _values(data, signal, rows, layout, transform)
+        values = cache[signal][contexts.index(context)]
+        yield _Track(context, signal, path, layout, values, ~np.isnan(values))
+
+
+class _Track(NamedTuple):
+    context: str
+    signal: str
+    path: Path
+    layout: _Layout
+    values: np.ndarray
+    keep: np.ndarray
 
 
 def _add_entries(bw, layout: _Layout, values: np.ndarray, keep: np.ndarray) -> None:
@@ -251,24 +271,17 @@ def write_bigwig(
     """
     pyBigWig = _pybigwig()
     with timed("ef.io.write_bigwig") as written:
-        contexts, signals, layout, jobs = _prepare(data, folder, contexts, signals, transform, chrom_sizes, ".bw")
-        rows = {c: data.obs_names.get_loc(c) for c in contexts}
-        cache: dict[str, np.ndarray] = {}
         paths = []
-        for context, signal, path in jobs:
-            if signal not in cache:
-                cache[signal] = _values(data, signal, np.array([rows[c] for c in contexts]), layout, transform)
-            values = cache[signal][contexts.index(context)]
-            keep = ~np.isnan(values)
-            with atomic_path(path) as tmp:
+        for track in _tracks(data, folder, contexts, signals, transform, chrom_sizes, ".bw"):
+            with atomic_path(track.path) as tmp:
                 bw = pyBigWig.open(str(tmp), "w")
                 try:
-                    bw.addHeader(layout.header, maxZooms=10)
-                    if keep.any():
-                        _add_entries(bw, layout, values, keep)
+                    bw.addHeader(track.layout.header, maxZooms=10)
+                    if track.keep.any():
+                        _add_entries(bw, track.layout, track.values, track.keep)
                 finally:
                     bw.close()
-            paths.append(path)
+            paths.append(track.path)
         written.append(f"{len(paths)} bigWig files in {folder}")
     return paths
 
@@ -314,30 +327,24 @@ def write_bedgraph(
     The paths written, context by context, signal by signal within a context.
     """
     with timed("ef.io.write_bedgraph") as written:
-        contexts, signals, layout, jobs = _prepare(data, folder, contexts, signals, transform, chrom_sizes, ".bedGraph")
-        rows = {c: data.obs_names.get_loc(c) for c in contexts}
-        cache: dict[str, np.ndarray] = {}
         paths = []
-        for context, signal, path in jobs:
-            if signal not in cache:
-                cache[signal] = _values(data, signal, np.array([rows[c] for c in contexts]), layout, transform)
-            values = cache[signal][contexts.index(context)]
-            keep = ~np.isnan(values)
+        for track in _tracks(data, folder, contexts, signals, transform, chrom_sizes, ".bedGraph"):
+            layout, keep = track.layout, track.keep
             table = pd.DataFrame(
                 {
                     "chrom": layout.chroms[keep],
                     "start": layout.starts0[keep],
                     "end": layout.ends[keep],
-                    "v": values[keep],
+                    "v": track.values[keep],
                 }
             )
-            with atomic_path(path) as tmp:
+            with atomic_path(track.path) as tmp:
                 with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
                     if track_line:
-                        name = f"{context} {signal}".replace('"', "'")
+                        name = f"{track.context} {track.signal}".replace('"', "'")
                         handle.write(f'track type=bedGraph name="{name}"\n')
                     table.to_csv(handle, sep="\t", header=False, index=False, float_format="%.7g", lineterminator="\n")
-            paths.append(path)
+            paths.append(track.path)
         written.append(f"{len(paths)} bedGraph files in {folder}")
     return paths
 
