@@ -199,6 +199,12 @@ def log_normalised():
     return adata
 
 
+def test_multinomial_dilution_beyond_the_integer_type(refuses):
+    adata = AnnData(X=np.random.default_rng(0).poisson(50, (6, 40)).astype(np.uint8))
+    call = lambda: ef.pp.dilute(adata, 1000, method="multinomial", layer=None)
+    refuses(call, ValueError, "stored as uint8.*astype", adata)
+
+
 def test_dilute_log_normalised_counts(refuses, log_normalised):
     refuses(
         lambda: ef.pp.dilute(log_normalised, 100), ValueError, "look log-transformed.*layer='counts'", log_normalised

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         If the folder of `path` cannot be written.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{uuid.uuid4().hex[:8]}")  # one per writer, threads too
     try:
         yield tmp
         os.replace(tmp, path)

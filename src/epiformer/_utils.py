@@ -80,7 +80,7 @@ def record_params(
     """
     nonfinite = {}
     for name, values in (outputs or {}).items():
-        n = values if isinstance(values, int) else count_nonfinite(values)
+        n = int(values) if isinstance(values, int | np.integer) else count_nonfinite(values)
         if n:
             nonfinite[name] = n
             warn(

@@ -56,7 +56,9 @@ def check_betas(X, *, what: str = "the data") -> None:
 
 
 def count_nonfinite(values) -> int:
-    """The number of NaN or infinite entries of a numeric array or DataFrame (0 for non-numeric data)."""
+    """The number of NaN or infinite entries of a numeric array, sparse matrix or DataFrame (0 if not numeric)."""
+    if sparse.issparse(values):
+        values = values.data
     array = values.to_numpy() if isinstance(values, pd.DataFrame | pd.Series) else np.asarray(values)
     if not np.issubdtype(array.dtype, np.number):
         return 0

@@ -347,6 +347,13 @@ def dilute(
     what = f"`layers[{layer!r}]`" if layer else "`.X`"
     if method == "multinomial":
         check_raw_counts(X, what=what)
+        dtype = X.dtype
+        if np.issubdtype(dtype, np.integer) and retention > np.iinfo(dtype).max:
+            msg = (
+                f"{what} is stored as {dtype}, which cannot hold the up to {retention} molecules a gene may draw "
+                "with replacement; convert it first (`.astype(np.int32)`)."
+            )
+            raise ValueError(msg)
     else:  # hypergeometric: integer counts, checked a few rows at a time while thinning (never log-transformed)
         check_nonnegative(X, what=what)
     totals = np.asarray(X.sum(axis=1)).ravel()

@@ -25,7 +25,8 @@ def _bin_keys(var: pd.DataFrame, what: str) -> pd.Index:
         raise ValueError(msg)
     chroms = [normalize_chrom(c) for c in var[Key.var.chrom].astype(str)]
     starts = var[Key.var.start].to_numpy(dtype=np.int64)
-    return pd.Index([f"{c}:{s}" for c, s in zip(chroms, starts, strict=True)])
+    ends = var[Key.var.end].to_numpy(dtype=np.int64)
+    return pd.Index([f"{c}:{s}-{e}" for c, s, e in zip(chroms, starts, ends, strict=True)])
 
 
 def _runs(var: pd.DataFrame) -> list[tuple[str, int, int]]:
@@ -79,7 +80,8 @@ def evaluate_epigenome(
             raise TypeError(msg)
         pred_keys = _bin_keys(data.var, "data")
         if isinstance(tracks, Mapping):
-            tracks = read_bigwig(tracks, regions=_runs(data.var))
+            widths = np.unique(data.var[Key.var.end].to_numpy(np.int64) - data.var[Key.var.start].to_numpy(np.int64))
+            tracks = read_bigwig(tracks, regions=_runs(data.var), bin_size=int(widths.max()) + 1)
         if not isinstance(tracks, AnnData):
             msg = "`tracks` must be an AnnData of contexts x bins, or bigWig files as {context: {signal: path}}."
             raise TypeError(msg)
@@ -104,7 +106,10 @@ def evaluate_epigenome(
             raise ValueError(msg)
         columns = pd.Index(truth_keys).get_indexer(pred_keys)
         if (columns < 0).all():
-            msg = "No bin of `data` is in `tracks` (bins match by chromosome and 1-based start)."
+            msg = (
+                "No bin of `data` is in `tracks` (bins match by chromosome, 1-based start and end: read the tracks "
+                "with the prediction's bin size)."
+            )
             raise ValueError(msg)
         rows = []
         pred_rows = data.obs_names.get_indexer(contexts)

@@ -129,7 +129,14 @@ def predict_methylation(
             full, extra = predict_paired(data, model, cpgs=cpgs, layer=layer, mod=mod, **options)
             data, target = output(data, copy=copy, mod=model.methyl_mod, default=Key.mod.methyl)
             target.layers[key_added] = full
-            record_params(target, key_added, {**params, "rna_mod": extra.pop("rna_mod")}, **extra)
+            n_nonfinite = extra.pop("n_nonfinite")  # of the predicted CpGs and samples; the rest is NaN by design
+            record_params(
+                target,
+                key_added,
+                {**params, "rna_mod": extra.pop("rna_mod")},
+                outputs={f"layers[{key_added!r}]": n_nonfinite},
+                **extra,
+            )
             written += [
                 f"mod['{model.methyl_mod}'].layers['{key_added}']",
                 f"mod['{model.methyl_mod}'].uns['{key_added}']",

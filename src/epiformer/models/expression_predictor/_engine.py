@@ -313,7 +313,9 @@ def predict_paired(
 
     stream_predictions(X, model, position, cpg_positions(model, known), write, rows=np.maximum(rows, 0), **predict)
     full[rows < 0] = np.nan
-    return full, {"rna_mod": rna_name, "n_genes_missing": int((~present).sum()), "n_cpgs_predicted": len(known)}
+    n_nonfinite = int((~np.isfinite(full[np.ix_(rows >= 0, columns)])).sum())
+    info = {"rna_mod": rna_name, "n_genes_missing": int((~present).sum()), "n_cpgs_predicted": len(known)}
+    return full, {**info, "n_nonfinite": n_nonfinite}
 
 
 def split_block(
