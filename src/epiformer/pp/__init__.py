@@ -12,6 +12,7 @@ from ._sequences import cpg_sequences
 from ._split import split_pairs
 from ._split_samples import split_samples
 from ._tf_context import tf_context
+from ._vocab_coverage import vocab_coverage
 
 __all__ = [
     "MotifScanner",
@@ -31,4 +32,5 @@ __all__ = [
     "tf_context",
     "to_beta",
     "to_mvalue",
+    "vocab_coverage",
 ]
