@@ -178,6 +178,10 @@ def test_write_errors_leave_no_file(tmp_path, monkeypatch):
     clash.obs_names = ["a b", "a/b"]
     with pytest.raises(ValueError, match="both map to the file name 'a_b.DNase.bw'"):
         ef.io.write_bigwig(clash, tmp_path)
+    later_inf = _tiny([[1.0, 2.0, 3.0]])
+    later_inf.layers["H3K27ac"] = np.array([[1.0, np.inf, 3.0]], dtype=np.float32)  # checked before any file
+    with pytest.raises(ValueError, match="'H3K27ac' has infinite values"):
+        ef.io.write_bigwig(later_inf, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
     # a write that fails half-way leaves the old file whole and no temporary behind

@@ -189,16 +189,13 @@ def _tracks(data, folder, contexts, signals, transform, chrom_sizes, suffix) -> 
         msg = f"`transform` must be 'expm1' (write counts) or None (write the layers as they are), got {transform!r}."
         raise ValueError(msg)
     layout = _Layout(data.var, chrom_sizes)
+    rows = np.array([data.obs_names.get_loc(c) for c in contexts])
+    values = {signal: _values(data, signal, rows, layout, transform) for signal in signals}  # checked, all of them
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    jobs = _file_names(folder, contexts, signals, suffix)
-    rows = np.array([data.obs_names.get_loc(c) for c in contexts])
-    cache: dict[str, np.ndarray] = {}
-    for context, signal, path in jobs:
-        if signal not in cache:
-            cache[signal] = _values(data, signal, rows, layout, transform)
-        values = cache[signal][contexts.index(context)]
-        yield _Track(context, signal, path, layout, values, ~np.isnan(values))
+    for context, signal, path in _file_names(folder, contexts, signals, suffix):
+        row = values[signal][contexts.index(context)]
+        yield _Track(context, signal, path, layout, row, ~np.isnan(row))
 
 
 class _Track(NamedTuple):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -419,6 +419,7 @@ def motif_scores(
     *,
     fasta: Any,
     tfs: Sequence[str] | Any,
+    coordinates: Literal["0-based", "1-based"] | None = None,
     motifs: Mapping[str, Sequence[np.ndarray]] | str | Path | Sequence[HomerMotif] | None = None,
     motif_to_tf: str | Path | pd.DataFrame | None = None,
     bin_size: int = 128,
@@ -439,14 +440,19 @@ def motif_scores(
     Parameters
     ----------
     regions
-        ``"chr22:20000001-20500000"`` (1-based, inclusive), a list of them, or a DataFrame with `chrom`,
-        `start`, `end`.
+        ``"chr22:20000001-20500000"`` (1-based, inclusive), a list of them or of ``(chrom, start, end)``
+        tuples (1-based, inclusive), a BED file path (``.bed``/``.bed.gz``, 0-based, half-open), a pyranges
+        object (0-based, half-open) or a DataFrame with `chrom`, `start`, `end` (see `coordinates`).
     fasta
         Reference genome: a FASTA path, an :class:`epiformer.io.Genome`, or a segment such as
         :func:`epiformer.datasets.hg19_chr22_segment`.
     tfs
         TF names in output order (e.g. the checkpoint's 711 TFs), or a model carrying them
         (``model.tf_names``); TFs without a motif score 0 (a warning counts them).
+    coordinates
+        How the `start` / `end` of a `regions` DataFrame count: ``"0-based"`` (half-open, as BED, bioframe and
+        pyranges) or ``"1-based"`` (inclusive). `None` takes ``regions.attrs["coordinates"]``; tables epiformer
+        made are 1-based, any other table must say.
     motifs
         A HOMER ``.motif`` file or a list of :class:`epiformer.io.HomerMotif` (HOMER scoring); TF -> list
         of ``(length, 4)`` probability matrices (JASPAR scoring); `None` uses :func:`jaspar_motifs`
@@ -488,7 +494,7 @@ def motif_scores(
     as the ``.motif`` headers do.
     """
     names = tf_list(tfs)
-    spans = parse_regions(regions)
+    spans = parse_regions(regions, coordinates=coordinates)
     genome = Genome.open(fasta)
     homer = isinstance(motifs, str | Path) or (
         isinstance(motifs, Sequence) and not isinstance(motifs, Mapping) and len(motifs) > 0
