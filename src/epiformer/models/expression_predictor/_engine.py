@@ -264,10 +264,12 @@ def write_betas_zarr(
             AnnData(obs=pd.DataFrame(index=pd.Index(obs_names, dtype=str)), var=coords).write_zarr(path)
         group = zarr.open_group(str(path), mode="r+")
         shape, chunks = (n_rows, n_cols), (max(1, min(sample_batch, n_rows)), max(1, min(n_cols, 4096)))
+        # overwrite: some anndata releases (0.12.0) write an empty `X` for an AnnData without one
+        options = {"shape": shape, "chunks": chunks, "dtype": "float32", "fill_value": np.nan, "overwrite": True}
         if hasattr(group, "create_array"):  # zarr >= 3
-            array = group.create_array("X", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan)
+            array = group.create_array("X", **options)
         else:  # zarr 2
-            array = group.create_dataset("X", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan)
+            array = group.create_dataset("X", **options)
         array.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
 
         def write(start: int, pred: np.ndarray) -> None:
