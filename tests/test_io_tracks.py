@@ -251,7 +251,7 @@ def test_read_bigwig_stats_fill_and_log1p(known):
         peak = ef.io.read_bigwig(known, regions=regions, stat="max", transform=None)
     np.testing.assert_allclose(peak.X[0], [3.0, 4.0, np.nan, 10.0])
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # nothing missing once gaps read as 0
+        warnings.simplefilter("error", UserWarning)  # nothing missing once gaps read as 0
         zero = ef.io.read_bigwig(known, regions=regions, fill=0.0, transform=None)
     np.testing.assert_allclose(zero.X[0], [2.0, 2.0, 0.0, 10 * 16 / 128])
     assert zero.uns[Key.uns.tracks]["n_missing"] == 0 and zero.uns[Key.uns.tracks]["params"]["fill"] == 0.0

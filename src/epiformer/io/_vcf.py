@@ -85,14 +85,14 @@ def read_vcf(path: str | os.PathLike, *, indels: Indels = "raise") -> pd.DataFra
             f"{path}: dropped {len(skipped)} alleles that are not single-base substitutions (indels or symbolic alleles)."
         )
 
-    columns = [Key.obs.chrom, Key.obs.pos, Key.obs.ref, Key.obs.alt, "id"]
-    table = pd.DataFrame(rows, columns=columns)
+    columns = [Key.obs.chrom, Key.obs.pos, Key.obs.ref, Key.obs.alt]
+    names = [f"{c}:{p}:{r}>{a}" for c, p, r, a, _ in rows]
+    ids = [name if i is None else str(i) for (*_, i), name in zip(rows, names, strict=True)]
+    table = pd.DataFrame([row[:4] for row in rows], columns=columns)
     table[Key.obs.pos] = table[Key.obs.pos].astype(np.int64)
-    names = [f"{c}:{p}:{r}>{a}" for c, p, r, a in table[columns[:4]].itertuples(index=False, name=None)]
-    ids = [name if i is None else str(i) for i, name in zip(table["id"], names, strict=True)]
-    table["id"] = pd.Series(ids, dtype=object)
+    table["id"] = ids
     counts = pd.Series(ids, dtype=object).value_counts()
-    table.index = pd.Index([i if counts[i] == 1 else name for i, name in zip(ids, names, strict=True)], dtype=object)
+    table.index = pd.Index([i if counts[i] == 1 else name for i, name in zip(ids, names, strict=True)])
     if table.empty:
         warn(f"{path} holds no single-base substitutions.")
     return table
