@@ -9,7 +9,10 @@ STAMP  := $(VENV)/.installed
 export MPLBACKEND := agg
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test lint unit docs bench test-matrix test-wheel clean
+.PHONY: demo test lint unit docs tutorials bench test-matrix test-wheel clean
+
+# $(call timed,what,command): says what it runs, runs it, and says how long it took
+timed = @echo "== $(1)"; start=$$(date +%s); $(2) && echo "== $(1): done in $$(( $$(date +%s) - start )) s"
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -25,18 +28,23 @@ demo: $(STAMP)
 	$(PY) demo/run_demo.py --output demo_output
 
 test: $(STAMP) lint unit docs
+	@echo "== make test: lint, unit tests and documentation passed"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks tutorials docs demo .ci
-	$(VENV)/bin/ruff format --check src tests benchmarks demo .ci
+	$(call timed,lint: ruff check and ruff format --check,$(VENV)/bin/ruff check src tests benchmarks tutorials docs demo .ci && $(VENV)/bin/ruff format --check src tests benchmarks demo .ci)
 
 unit: $(STAMP)
-	$(VENV)/bin/pytest -q
+	$(call timed,unit tests: pytest (the default suite; slow checks are run with -m slow),$(VENV)/bin/pytest -q)
 
-# Builds the documentation with warnings as errors; myst-nb executes every tutorial on the way.
+# Builds the documentation with warnings as errors; myst-nb executes every tutorial on the way (with the inline
+# backend: the agg backend exported above would draw no figure).
 docs: $(STAMP)
 	rm -rf docs/_build docs/generated
-	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	$(call timed,docs: sphinx-build -W (executes every tutorial),env -u MPLBACKEND $(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html)
+
+# Executes every tutorial in place, so that the committed notebooks show their outputs and figures.
+tutorials: $(STAMP)
+	$(call timed,tutorials: executing tutorials/*.ipynb in place,cd tutorials && env -u MPLBACKEND ../$(VENV)/bin/jupyter-execute --inplace --timeout=1800 *.ipynb)
 
 # The default suite in fresh environments: Python 3.11 with the lowest declared releases, then the newest releases
 # on each of $(PYTHON_NEWEST). Logs with pip freeze and times in matrix-logs/.

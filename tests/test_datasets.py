@@ -34,6 +34,9 @@ def test_visium_small():
     assert adata.shape == (100, 100)
     assert adata.obsm["spatial"].shape == (100, 2)
     assert "spatial" in adata.uns and len(adata.uns["spatial"]) == 1
+    images = next(iter(adata.uns["spatial"].values()))["images"]
+    assert {name: image.dtype for name, image in images.items()} == {"hires": np.uint8, "lowres": np.uint8}
+    assert images["lowres"].shape == (600, 600, 3) and images["lowres"].max() == 193  # the PNG's values
     assert adata.layers["counts"].sum() == adata.X.sum() > 0
 
 

@@ -296,7 +296,9 @@ def test_tracks_plot(model, contexts):
     fig = ef.pl.tracks(pred, signals=["DNase", "H3K27ac"], contexts=["b", "c"])
     axes = fig.axes
     assert len(axes) == 2 and [len(a.get_lines()) for a in axes] == [2, 2]
-    assert axes[0].get_ylabel() == "DNase" and axes[1].get_xlabel() == "22 position (Mb)"
+    assert axes[0].get_ylabel() == "DNase\nlog(count + 1)" and axes[1].get_xlabel() == "22 position (Mb)"
+    title = axes[0].get_title()  # the region drawn, the contexts, and that this test model's weights are random
+    assert title.startswith("EpiGePT predictions, 22:") and "contexts b, c" in title and "random weights" in title
     np.testing.assert_allclose(axes[0].get_lines()[1].get_ydata(), pred.layers["DNase"][2])
     pred.uns[Key.uns.epigept]["signals"] = np.array(pred.uns[Key.uns.epigept]["signals"])  # as read from .h5ad
     assert len(ef.pl.tracks(pred, contexts=["a"]).axes) == 8

@@ -136,6 +136,9 @@ def test_plot(cohort):
     fig, ax = plt.subplots()
     assert ef.pl.attention(cohort, n_top=3, ax=ax) is ax
     assert len(ax.get_xticklabels()) == 2 and 3 <= len(ax.get_yticklabels()) <= 6
+    n_rows = len(ax.get_yticklabels())  # the title states what the rows are and how many
+    assert ax.get_title() == f"attention received: top 3 CpGs per group\n{n_rows} CpGs, 2 groups"
+    assert ax.images[0].colorbar.ax.get_ylabel() == "attention received"
     with pytest.raises(ValueError, match="Unknown groups"):
         ef.pl.attention(cohort, groups=["c"])
     plt.close(fig)

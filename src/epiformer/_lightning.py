@@ -16,11 +16,25 @@ from lightning.pytorch.plugins import TorchCheckpointIO
 from epiformer._files import atomic_path
 from epiformer._logging import logger
 
+#: The loggers of Lightning's info messages (``rank_zero_info``), set to WARNING while :func:`fit` runs.
+LIGHTNING_LOGGERS = (
+    "lightning.pytorch",
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric",
+    "lightning.fabric.utilities.rank_zero",
+    "pytorch_lightning",
+)
+
 
 @contextlib.contextmanager
 def quiet_lightning() -> Iterator[None]:
-    """Keep Lightning's start-up banners (GPU/TPU available, ...) and the few-workers hint out of the output."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning")]
+    """Keep what a user cannot act on out of the output while Lightning trains; everything is restored afterwards.
+
+    Lightning's start-up banners ("GPU available: ...", "TPU available", "HPU available"), its tips (LitLogger,
+    litmodels), its Tensor Cores hint (`fit` already picks bf16 on CUDA) and its few-workers hints, and the
+    deprecation torch raises inside Lightning's own code (``isinstance(treespec, LeafSpec)``).
+    """
+    loggers = [logging.getLogger(n) for n in LIGHTNING_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.WARNING)
@@ -29,10 +43,22 @@ def quiet_lightning() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*number of training batches.*")
             warnings.filterwarnings("ignore", message=".*IterableDataset.*has `__len__` defined", category=UserWarning)
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning)
             yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+
+
+def mark_trained(module: L.LightningModule) -> None:
+    """Record ``weights_source = "trained"`` on every model inside `module` that keeps its weights' provenance.
+
+    Those are the models with a ``weights_source`` attribute (``epiformer.models``' ``WeightsProvenance`` mixin);
+    the tools warn when a model's weights were never loaded nor trained.
+    """
+    for sub in module.modules():
+        if hasattr(sub, "weights_source"):
+            sub.weights_source = "trained"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -175,5 +201,6 @@ def fit(
         )
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val, ckpt_path=ckpt_path)
     module.to(home).eval()
+    mark_trained(module)
     logger.info("trained %d epochs on %d process(es)", trainer.current_epoch, trainer.world_size)
     return pd.DataFrame(history.rows)

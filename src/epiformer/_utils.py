@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import warnings
+import importlib.util
 from collections.abc import Callable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -124,11 +124,15 @@ def as_generator(random_state: int | np.random.Generator | None) -> np.random.Ge
 
 
 def progress_bar(*args: Any, **kwargs: Any):
-    """A :func:`tqdm.auto.tqdm` progress bar, without tqdm's warning when ipywidgets is missing."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        from tqdm.auto import tqdm
+    """A :mod:`tqdm` progress bar: the notebook widget (:mod:`tqdm.auto`) where ipywidgets is installed, else text.
 
+    Without ipywidgets, :mod:`tqdm.auto` would warn "IProgress not found" in every notebook; the text bar works
+    everywhere.
+    """
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
     return tqdm(*args, **kwargs)
 
 

@@ -159,6 +159,11 @@ def pbmc_small() -> AnnData:
     return adata
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """An image read as floats in [0, 1] (matplotlib's PNG reader) back to the PNG's uint8, a quarter of the bytes."""
+    return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+
+
 def visium_small() -> AnnData:
     """A real 10x Visium sample cut to 100 spots x 100 genes (Ensembl IDs, GRCh38).
 
@@ -168,7 +173,7 @@ def visium_small() -> AnnData:
     Returns
     -------
     AnnData with integer counts (CSR) in `.X` and `layers['counts']`, spot coordinates in
-    `obsm['spatial']` and the images and scale factors in `uns['spatial']`.
+    `obsm['spatial']` and the images (uint8, as in the PNG files) and scale factors in `uns['spatial']`.
     """
     import scanpy as sc
 
@@ -176,6 +181,8 @@ def visium_small() -> AnnData:
         warnings.simplefilter("ignore", FutureWarning)  # scanpy points to squidpy.read.visium
         adata = sc.read_visium(DATA / "visium_small")
     adata.var_names_make_unique()
+    for library in adata.uns["spatial"].values():
+        library["images"] = {name: to_uint8(image) for name, image in library["images"].items()}
     adata.obsm[Key.obsm.spatial] = np.asarray(adata.obsm[Key.obsm.spatial], dtype=np.float64)
     adata.layers[Key.layers.counts] = adata.X.copy()
     adata.uns["dataset"] = {"name": "visium_small", "source": "10x Visium via squidpy 1.8.2 test data (CC BY 4.0)"}

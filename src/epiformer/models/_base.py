@@ -1,4 +1,4 @@
-"""What every model shares: device context, type check, predictor interface and on-disk layout.
+"""What every model shares: device context, type check, weights' provenance, predictor interface and on-disk layout.
 
 The layout is a folder with ``config.json`` and ``model.safetensors``; the configuration carries a format tag,
 the epiformer version, the weights' sha256 and the training history.
@@ -13,13 +13,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from epiformer._files import atomic_path
+from epiformer._logging import warn
 from epiformer._targets import Task
 from epiformer._utils import package_version, resolve_device
 
@@ -31,6 +32,8 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 #: Columns of every model's `history`: one row per epoch of its last training run.
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss")
+#: Where a model's weights came from: its random initialisation, a checkpoint, or a training run.
+WeightsSource = Literal["random", "checkpoint", "trained"]
 
 
 def check_model(model: Any, cls: type, *, how: str) -> None:
@@ -203,6 +206,36 @@ def load_folder(directory: str | PathLike, *, format: str) -> tuple[dict[str, An
     config = read_config(directory / CONFIG, format=format)
     digest = check_weights(directory / WEIGHTS, config)
     return config, load_safetensors(directory / WEIGHTS), {"path": str(directory.resolve()), "sha256": digest}
+
+
+class WeightsProvenance:
+    """Mixin of the torch models (before :class:`torch.nn.Module` in the bases): where their weights came from.
+
+    :attr:`weights_source` starts as ``"random"``; :meth:`load_state_dict` (which every ``from_pretrained`` runs, as
+    does a user loading a state dict by hand) sets ``"checkpoint"``, and epiformer's Lightning training (every
+    ``ef.tl`` trainer) sets ``"trained"`` on each model it trains. The tools that run a model call
+    :meth:`warn_if_random`.
+    """
+
+    weights_source: WeightsSource = "random"
+    """``"random"`` (never loaded nor trained), ``"checkpoint"`` or ``"trained"``."""
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+        """:meth:`torch.nn.Module.load_state_dict`, then record that the weights came from a checkpoint."""
+        result = super().load_state_dict(state_dict, *args, **kwargs)  # type: ignore[misc]
+        self.weights_source = "checkpoint"
+        return result
+
+    def warn_if_random(self) -> None:
+        """Warn, once per model object, when its weights were never loaded from a checkpoint nor trained."""
+        if self.weights_source != "random" or self.__dict__.get("_warned_random", False):
+            return
+        self._warned_random = True
+        name = type(self).__name__
+        warn(
+            f"the weights of this {name} were never loaded from a checkpoint nor trained: outputs are from random "
+            f"initialisation. Load weights with `ef.models.{name}.from_pretrained(path)` or train the model first."
+        )
 
 
 class Predictor(ABC):

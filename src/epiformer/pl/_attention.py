@@ -29,7 +29,8 @@ def attention(
     """Heat map of the attention received by the top CpGs of each group (from :func:`epiformer.tl.attention`).
 
     Rows are the union of each group's `n_top` CpGs (in group order), columns the groups; a star marks the
-    CpGs whose one-vs-rest test is significant in that group (BH-adjusted p < 0.05).
+    CpGs whose one-vs-rest test is significant in that group (BH-adjusted p < 0.05). The title gives the number of
+    rows and how they were chosen.
 
     Parameters
     ----------
@@ -68,5 +69,6 @@ def attention(
         ax.text(groups.index(group), cpgs.index(cpg), "*", ha="center", va="center", color="white")
     ax.set_xticks(np.arange(len(groups)), groups, rotation=45, ha="right")
     ax.set_yticks(np.arange(len(cpgs)), cpgs, fontsize=7)
-    ax.set_title(f"top {n_top} CpGs by attention received")
+    plural = "s" if len(groups) != 1 else ""
+    ax.set_title(f"attention received: top {n_top} CpGs per group\n{len(cpgs)} CpGs, {len(groups)} group{plural}")
     return ax

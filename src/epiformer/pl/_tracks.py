@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+#: The unit of EpiGePT's signals, on every panel's y axis.
+_UNIT = "log(count + 1)"
+
 
 def tracks(
     pred: AnnData,
@@ -27,6 +30,10 @@ def tracks(
     ax: Axes | Sequence[Axes] | None = None,
 ) -> Figure:
     """Predicted signals along a region, one panel per signal and one line per context.
+
+    The title names the region drawn and the contexts, and says "random weights" when the model that predicted
+    them had never been loaded nor trained (`uns['epigept']['params']['weights']`); y axes are in
+    ``log(count + 1)``, EpiGePT's unit.
 
     Parameters
     ----------
@@ -96,8 +103,21 @@ def tracks(
         values = pred.layers[signal]
         for k, (row, context) in enumerate(zip(rows, contexts, strict=True)):
             panel.plot(x, np.asarray(values[row, order]).ravel(), lw=0.8, color=colors(k % 10), label=context)
-        panel.set_ylabel(signal, rotation=0, ha="right", va="center")
+        panel.set_ylabel(f"{signal}\n{_UNIT}", rotation=0, ha="right", va="center")
         panel.spines[["top", "right"]].set_visible(False)
     axes[0].legend(loc="upper right", fontsize="x-small", ncols=min(len(contexts), 5), frameon=False)
+    axes[0].set_title(
+        _title(pred, label=label, start=int(starts[order[0]]), end=int(ends[order[-1]]), contexts=contexts)
+    )
     axes[-1].set_xlabel(f"{label} position (Mb)")
     return fig
+
+
+def _title(pred: AnnData, *, label: str, start: int, end: int, contexts: Sequence[str]) -> str:
+    """What the tracks show: the region drawn, the contexts, and "random weights" when the model had them."""
+    params = pred.uns.get(Key.uns.epigept, {}).get("params", {})
+    plural = "s" if len(contexts) != 1 else ""
+    text = f"EpiGePT predictions, {label}:{start:,}-{end:,}, context{plural} {', '.join(contexts)}"
+    if params.get("weights") == "random":
+        text += " (random weights: not a prediction)"
+    return text

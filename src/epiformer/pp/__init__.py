@@ -1,10 +1,11 @@
-"""Preprocessing: beta / M-values, probes and manifests, sequencing sites to probes and regions, QC, splits, CpG sequences and gene distances, expression dilution."""
+"""Preprocessing: beta / M-values, probes and manifests, sequencing sites to probes and regions, QC, splits, CpG sequences and gene distances, expression dilution and pooling."""
 
 from ._beta import to_beta, to_mvalue
 from ._dilute import dilute
 from ._distances import cpg_gene_distances
 from ._manifest import annotate_probes, loci_to_probes
 from ._motifs import MotifScanner, jaspar_motifs, motif_scores
+from ._pool import pool_expression
 from ._probes import align_to_vocab, harmonize_probes
 from ._qc import qc_metrics
 from ._regions import aggregate_regions
@@ -26,6 +27,7 @@ __all__ = [
     "jaspar_motifs",
     "loci_to_probes",
     "motif_scores",
+    "pool_expression",
     "qc_metrics",
     "split_pairs",
     "split_samples",

@@ -71,7 +71,8 @@ def embed(
     `obsm[key_added]`
         float32 ``(n_obs, d_model)`` sample embeddings.
     `uns['methylgpt']` (or `uns[key_added]` for a custom `key_added`)
-        `params`: `checkpoint` (path) and `checkpoint_sha256`, `d_model`, `n_layers`, `n_heads`, the coverage
+        `params`: `checkpoint` (path), `checkpoint_sha256` and `weights` (``"checkpoint"``, ``"trained"`` or
+        ``"random"``: never loaded nor trained, which is warned once per model), `d_model`, `n_layers`, `n_heads`, the coverage
         (`n_vocab`, `n_found`, `fraction_found`, `n_unused`), `missing`, `layer`, `var_key`, `batch_size`,
         `device`, `epiformer_version`; `all_missing_samples`; and `n_nonfinite` where the embedding holds NaN or
         infinite values (warned).
@@ -82,6 +83,7 @@ def embed(
         _, inputs = methylgpt.checked_inputs(
             data, model, mod=mod, layer=layer, var_key=var_key, batch_size=batch_size, missing=missing
         )
+        model.warn_if_random()
         emb, dev = methylgpt.embed(
             model, inputs, missing=missing, batch_size=int(batch_size), device=device, progress=progress
         )

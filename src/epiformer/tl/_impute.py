@@ -65,7 +65,7 @@ def impute(
         The input matrix (dense, its float dtype; float32 otherwise) with missing values of vocabulary CpGs
         imputed.
     `uns[key_added]`
-        `params` (checkpoint, model shape, coverage, `missing`, `layer`, `var_key`, `batch_size`, `device`,
+        `params` (checkpoint, `weights`: ``"checkpoint"``, ``"trained"`` or ``"random"``, model shape, coverage, `missing`, `layer`, `var_key`, `batch_size`, `device`,
         `epiformer_version`), `n_imputed` (values filled), `n_samples_imputed`, `n_left_missing` (missing
         values of CpGs outside the vocabulary), `all_missing_samples`, and `n_nonfinite` where predictions came
         out NaN (warned).
@@ -76,6 +76,7 @@ def impute(
         _, inputs = methylgpt.checked_inputs(
             data, model, mod=mod, layer=layer, var_key=var_key, batch_size=batch_size, missing=missing
         )
+        model.warn_if_random()
         out, counts, dev = methylgpt.impute(
             model, inputs, missing=missing, batch_size=int(batch_size), device=device, progress=progress
         )

@@ -79,7 +79,8 @@ def predict_epigenome(
     AnnData of contexts x bins. `obs` is copied from `contexts`; `var` holds each bin's `chrom`, `start`,
     `end` (1-based, inclusive), `region` and `window_id`; one layer per signal (``DNase``, ``CTCF``, ...)
     with the predicted ``log(count + 1)``; `uns['epigept']` the settings (model release, checkpoint
-    sha256, window, crop, and `motif_source`: ``"jaspar (approximation)"`` for the built-in scan of the
+    sha256, `weights` (``"checkpoint"``, ``"trained"`` or ``"random"``: never loaded nor trained, which is warned
+    once per model), window, crop, and `motif_source`: ``"jaspar (approximation)"`` for the built-in scan of the
     authors' HOMER features, or what precomputed `motif_scores` record, e.g. ``"precomputed (homer)"``).
     """
     from epiformer.models.epigept import (
@@ -93,6 +94,7 @@ def predict_epigenome(
 
     with timed("ef.tl.predict_epigenome") as written:
         check_epigept(model)
+        model.warn_if_random()
         if batch_size < 1:
             msg = f"`batch_size` must be positive, got {batch_size}."
             raise ValueError(msg)
@@ -115,6 +117,7 @@ def predict_epigenome(
                 "variant": cfg.variant,
                 "checkpoint": model.checkpoint.get("path"),
                 "checkpoint_sha256": checkpoint_sha256(model),
+                "weights": model.weights_source,
                 "window": cfg.window,
                 "bin_size": cfg.bin_size,
                 "crop": tiling.crop,

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from epiformer._logging import warn
-from epiformer.models._base import history_frame
+from epiformer.models._base import WeightsProvenance, history_frame
 from epiformer.models.epigept._checkpoint import load_pretrained, save_lightning, save_safetensors
 from epiformer.models.epigept._config import EpiGePTConfig
 
@@ -74,7 +74,7 @@ _CHECKPOINT_INFO_RENAMED = (
 )
 
 
-class EpiGePT(nn.Module):
+class EpiGePT(WeightsProvenance, nn.Module):
     """EpiGePT: chromatin signals per 128-bp bin from 128 kb of DNA and the TF activity of a cell context.
 
     A plain-torch re-implementation of the published network (Gao et al., Genome Biology 2024): one-hot

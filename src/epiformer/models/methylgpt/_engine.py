@@ -144,6 +144,7 @@ def provenance(model: MethylGPT, inputs: ModelInputs, **params: Any) -> dict[str
     return {
         "checkpoint": checkpoint.get("path", "none (weights not loaded from a file)"),
         "checkpoint_sha256": checkpoint.get("sha256", ""),
+        "weights": model.weights_source,
         "d_model": model.d_model,
         "n_layers": model.n_layers,
         "n_heads": model.n_heads,

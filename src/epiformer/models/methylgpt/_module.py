@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from epiformer.models._base import WeightsProvenance
 from epiformer.models.methylgpt._checkpoint import load_pretrained, save_pretrained
 from epiformer.models.methylgpt._config import MASK_VALUE, MISSING_VALUE, MissingMode, check_missing_mode
 from epiformer.models.methylgpt._dropout_attention import attention_with_dropout
@@ -186,7 +187,7 @@ class MVCDecoder(nn.Module):
         return torch.bmm(query, cell_emb.unsqueeze(2)).squeeze(2)
 
 
-class MethylGPT(nn.Module):
+class MethylGPT(WeightsProvenance, nn.Module):
     """MethylGPT (Ying et al. 2024), the published architecture layer for layer.
 
     A sample is read as the sequence ``<cls>`` + CpGs; each token is the sum of its CpG-id embedding
