@@ -7,7 +7,7 @@ each retention level of `LEVELS`, then
 
 - ``none``: predicted from the diluted counts as they are;
 - ``neighbors``: each spot summed with its 6 spatial neighbours (`ef.pp.pool_expression(method="neighbors")` on the
-  squidpy graph `sq.gr.spatial_neighbors(coord_type="generic", n_neighs=6)`, or the same 6-nearest-neighbour graph
+  squidpy graph `sq.gr.spatial_neighbors_knn(n_neighs=6)`, or the same 6-nearest-neighbour graph
   from scikit-learn where squidpy is absent);
 - ``cluster``: each spot given the summed counts of its cluster (`method="cluster", groupby="group"`: the planted
   groups stand for annotated domains or Leiden clusters);
@@ -59,8 +59,8 @@ def spatial_graph(adata) -> str:
         graph = kneighbors_graph(adata.obsm["spatial"], N_NEIGHS, include_self=False)
         adata.obsp["spatial_connectivities"] = graph.tocsr()
         return "scikit-learn kneighbors_graph"
-    sq.gr.spatial_neighbors(adata, coord_type="generic", n_neighs=N_NEIGHS)
-    return f"squidpy {sq.__version__} spatial_neighbors"
+    sq.gr.spatial_neighbors_knn(adata, n_neighs=N_NEIGHS)
+    return f"squidpy {sq.__version__} spatial_neighbors_knn"
 
 
 def lognorm(counts) -> np.ndarray:

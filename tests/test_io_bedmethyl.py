@@ -86,9 +86,20 @@ def test_each_format_reads_the_hand_checked_cpg(tmp_path, fmt, gz):
 def test_auto_on_bismark_cov_and_the_ambiguous_bedgraph(tmp_path):
     cov = _write(tmp_path / "a.cov", HAND_WRITTEN["bismark_cov"])
     assert ef.io.read_bedmethyl(cov, fasta=SEGMENT).uns["epiformer_read"]["format"] == "bismark_cov"
-    headless = _write(tmp_path / "b.bedGraph", HAND_WRITTEN["methyldackel"].split("\n", 1)[1])
+    # one row per CpG, 2 bp long: Bismark `--merge_CpG` (1-based) or MethylDackel `--mergeContext`... undecidable
+    merged = _write(tmp_path / "m.txt", "chr22\t20000093\t20000094\t75\t3\t1\nchr22\t20000103\t20000104\t50\t1\t1\n")
     with pytest.raises(ValueError, match=r"fit \['bismark_cov', 'methyldackel'\]"):
-        ef.io.read_bedmethyl(headless)
+        ef.io.read_bedmethyl(merged)
+
+
+def test_a_headless_methyldackel_bedgraph_is_told_by_its_touching_strands(tmp_path):
+    # the + C [p-1, p) and the - C [p, p+1) of one CpG: only 0-based half-open intervals touch
+    headless = _write(tmp_path / "b.bedGraph", HAND_WRITTEN["methyldackel"].split("\n", 1)[1])
+    read = ef.io.read_bedmethyl(headless, fasta=SEGMENT, combine_strands=False)
+    assert read.uns["epiformer_read"]["format"] == "methyldackel"
+    assert read.var["pos"].tolist() == [PLUS, MINUS]
+    with pytest.raises(ValueError, match=r"does not look like a Bismark coverage.*fit \['methyldackel'\]"):
+        ef.io.read_bedmethyl(headless, format="bismark_cov")  # no FASTA to catch the shift: the layout does
 
 
 def test_methyldackel_and_modkit_are_never_read_one_base_off(tmp_path):
@@ -217,6 +228,21 @@ def test_fasta_catches_off_by_one_and_wrong_build(tmp_path):
         ef.io.read_bedmethyl(path, fasta=SEGMENT)
 
 
+def test_the_shift_cause_fits_the_format_read(tmp_path):
+    rows, _ = _imr90_per_strand()
+    # 0-based starts one base left of the C again: the 0-based format's own +1 was applied, so "a 0-based tool"
+    # cannot be the cause
+    shifted = rows.assign(pos=rows["pos"] - 1)
+    path = _write(tmp_path / "s.bed", _imr90_lines("modkit", shifted))
+    with pytest.raises(ValueError, match="one base right; the positions are off by one base even in the .*0-based"):
+        ef.io.read_bedmethyl(path, format="modkit", fasta=SEGMENT)
+    # too few sites to tell a shift from chance: the general message, no cause named
+    few = _write(tmp_path / "few.allc", "".join(f"chr22\t{p}\t+\tCGN\t1\t1\t1\n" for p in (20000092, 20000102)))
+    with pytest.raises(ValueError, match="do not sit on a CpG") as info:
+        ef.io.read_bedmethyl(few, fasta=SEGMENT)
+    assert "one base" not in str(info.value)
+
+
 def test_fasta_drops_a_few_non_cpg_sites_with_a_warning(tmp_path):
     text = HAND_WRITTEN["allc"].replace("CCT\t0\t2\t0", "CGT\t0\t2\t0")  # claims CG, but 20000095 is a C before C
     rows = [f"chr22\t{p}\t+\tCGN\t1\t1\t1\n" for p in (20000103, 20000117)]
@@ -263,6 +289,16 @@ def test_bad_files_are_refused_with_the_file_named(tmp_path, text, match):
     with pytest.raises(ValueError, match=match) as info:
         ef.io.read_bedmethyl(path)
     assert "bad.allc" in str(info.value) or "No site" in str(info.value)
+
+
+def test_bismark_negative_unmethylated_count_and_the_value_shown(tmp_path):
+    path = _write(tmp_path / "neg.cov", "chr22\t20000093\t20000093\t100\t3\t-1\n")
+    with pytest.raises(ValueError, match="a negative unmethylated count"):
+        ef.io.read_bedmethyl(path, format="bismark_cov", combine_strands=False)
+    path = _write(tmp_path / "neg.allc", "chr22\t20000093\t+\tCGC\t-1\t4\t1\n")
+    with pytest.raises(ValueError, match="data row 1 holds '-1'") as info:
+        ef.io.read_bedmethyl(path)
+    assert "np." not in str(info.value)
 
 
 def test_truncated_gzip_empty_and_missing_files(tmp_path):

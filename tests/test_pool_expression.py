@@ -139,7 +139,7 @@ def test_squidpy_grid_graph():
     """On squidpy's 4-neighbour grid graph of a 3 x 3 slide, the centre spot pools all 5 spots of the cross."""
     sq = pytest.importorskip("squidpy")
     adata = ef.datasets.synthetic_spatial(3, 3, 5, random_state=0)
-    sq.gr.spatial_neighbors(adata, coord_type="grid", n_neighs=4)
+    sq.gr.spatial_neighbors_grid(adata, n_neighs=4)
     ef.pp.pool_expression(adata)
     counts = adata.layers["counts"].toarray()
     xy = adata.obsm["spatial"]

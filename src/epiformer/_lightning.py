@@ -9,12 +9,17 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
-import lightning.pytorch as L
 import pandas as pd
-from lightning.pytorch.plugins import TorchCheckpointIO
 
 from epiformer._files import atomic_path
 from epiformer._logging import logger
+
+with warnings.catch_warnings():
+    # Lightning imports torchmetrics, which imports transformers where installed, which imports tqdm.auto: in a
+    # notebook without ipywidgets that warns "IProgress not found", about none of epiformer's progress bars.
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import lightning.pytorch as L
+from lightning.pytorch.plugins import TorchCheckpointIO
 
 #: The loggers of Lightning's info messages (``rank_zero_info``), set to WARNING while :func:`fit` runs.
 LIGHTNING_LOGGERS = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Literal
 
@@ -91,14 +92,17 @@ def _checked_counts(path: Path, chunk: pd.DataFrame) -> tuple[np.ndarray, np.nda
             row = chunk.index[int(np.argmax(bad))] + 1
             msg = (
                 f"{path}: the {col} column must hold non-negative whole numbers; data row {row} holds "
-                f"{chunk[col].iloc[int(np.argmax(bad))]!r}."
+                f"'{chunk[col].iloc[int(np.argmax(bad))]}'."
             )
             raise ValueError(msg)
         out.append(values.astype(np.int64))
     pos, mc, cov = out
     if (mc > cov).any():
         row = chunk.index[int(np.argmax(mc > cov))] + 1
-        msg = f"{path}: data row {row} has more methylated reads than reads covering the site."
+        msg = (
+            f"{path}: data row {row} has more methylated reads than reads covering the site (in a file of "
+            "methylated and unmethylated counts: a negative unmethylated count)."
+        )
         raise ValueError(msg)
     if (pos < 1).any() or (pos >= 1 << _POS_BITS).any():
         msg = f"{path}: positions must lie in 1..{(1 << _POS_BITS) - 1} (1-based)."
@@ -135,9 +139,10 @@ def _read_file(
     min_coverage: int,
 ) -> _FileSites:
     parts = []
-    for chunk in iter_chunks(path, fmt, head.n_header):
-        pos, strand, mc, cov = _checked_counts(path, chunk)
-        parts.append((chromosomes.ids(chunk["chrom"], path), pos, strand, mc, cov))
+    with closing(iter_chunks(path, fmt, head.n_header)) as chunks:  # the file is closed when a check raises
+        for chunk in chunks:
+            pos, strand, mc, cov = _checked_counts(path, chunk)
+            parts.append((chromosomes.ids(chunk["chrom"], path), pos, strand, mc, cov))
     chrom_id, pos, strand, mc, cov = (np.concatenate(col) for col in zip(*parts, strict=True))
     if not len(pos):
         kept = "rows of the `modification=` code" if fmt.name == "modkit" else "rows of the CpG context"
@@ -148,7 +153,7 @@ def _read_file(
         raise ValueError(msg)
     n_off_cpg = 0
     if genome is not None:
-        check = check_cpgs(path, genome, chromosomes.names, chrom_id, pos, strand)
+        check = check_cpgs(path, genome, chromosomes.names, chrom_id, pos, strand, coordinates=fmt.coordinates)
         keep, n_off_cpg = check.keep, check.n_off_cpg
         chrom_id, pos, strand, mc, cov = chrom_id[keep], pos[keep], check.strand[keep], mc[keep], cov[keep]
     keys = _keys(chrom_id, pos, strand)

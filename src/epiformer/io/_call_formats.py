@@ -146,6 +146,17 @@ def _numeric(values: list[str]) -> bool:
     return True
 
 
+def _touching(rows: list[list[str]]) -> bool:
+    """Whether an interval starts where the one before it ends.
+
+    The + and - C of one CpG in 0-based half-open coordinates (``[p-1, p)``, ``[p, p+1)``) do so; 1-based
+    inclusive CpG intervals (Bismark ``--merge_CpG``: ``[p, p+1]``, the next CpG from ``p+2``) never do.
+    """
+    return any(
+        a[0] == b[0] and a[2] == b[1] for a, b in zip(rows, rows[1:], strict=False) if a[2].isdigit() and b[1].isdigit()
+    )
+
+
 def candidates(head: FileHead, table: dict[str, CallFormat]) -> list[str]:
     """The formats consistent with the file's first lines, from evidence only one format has."""
     n_cols = {len(r) for r in head.rows}
@@ -157,7 +168,9 @@ def candidates(head: FileHead, table: dict[str, CallFormat]) -> list[str]:
         if bedgraph_track:
             return ["methyldackel"]
         spans = {int(r[2]) - int(r[1]) for r in head.rows if r[1].isdigit() and r[2].isdigit()}
-        return ["bismark_cov"] if spans == {0} else ["bismark_cov", "methyldackel"]
+        if spans == {0}:
+            return ["bismark_cov"]
+        return ["methyldackel"] if spans == {1} and _touching(head.rows) else ["bismark_cov", "methyldackel"]
     if n == 7:
         col = [[r[i] for r in head.rows] for i in range(n)]
         if _numeric(col[3]) and set(col[5]) <= {"CG", "CHG", "CHH"}:

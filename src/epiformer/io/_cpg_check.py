@@ -49,14 +49,23 @@ def _on_cpg(seq: np.ndarray, idx: np.ndarray, strand: np.ndarray) -> tuple[np.nd
     return ok, resolved
 
 
-def _off_by_one_message(path: Path, shift: int, fraction: float, shifted: float) -> str:
-    cause = (
-        "the file holds 0-based starts read as 1-based positions: it was probably written by a 0-based tool "
-        "(MethylDackel, modkit, ENCODE bedMethyl)"
-        if shift == 1
-        else "the file holds 1-based positions read as 0-based starts: it was probably written by a 1-based tool "
-        "(Bismark, ALLCools)"
-    )
+#: Fewer sites than this are too few to tell a one-base shift from chance.
+_MIN_SITES_FOR_SHIFT = 20
+
+
+def _off_by_one_message(path: Path, shift: int, fraction: float, shifted: float, *, coordinates: str) -> str:
+    if (shift == 1) == (coordinates == "1-based"):
+        cause = (
+            "the file holds 0-based starts read as 1-based positions: it was probably written by a 0-based tool "
+            "(MethylDackel, modkit, ENCODE bedMethyl)"
+            if shift == 1
+            else "the file holds 1-based positions read as 0-based starts: it was probably written by a 1-based "
+            "tool (Bismark, ALLCools)"
+        )
+    else:  # the format's convention was applied, and the positions are off the other way
+        cause = (
+            f"the positions are off by one base even in the format's {coordinates} convention: another tool wrote it"
+        )
     return (
         f"{path}: only {fraction:.0%} of the sites sit on a CpG of the FASTA, but {shifted:.0%} would one base "
         f"{'right' if shift == 1 else 'left'}; {cause}. Pass the `format=` of the tool that wrote it."
@@ -64,9 +73,19 @@ def _off_by_one_message(path: Path, shift: int, fraction: float, shifted: float)
 
 
 def check_cpgs(
-    path: Path, genome: Genome, chroms: list[str], chrom_id: np.ndarray, pos: np.ndarray, strand: np.ndarray
+    path: Path,
+    genome: Genome,
+    chroms: list[str],
+    chrom_id: np.ndarray,
+    pos: np.ndarray,
+    strand: np.ndarray,
+    *,
+    coordinates: str,
 ) -> CpGCheck:
-    """Check every site of one file; raise a :class:`ValueError` when most are off CpGs, naming the likely cause."""
+    """Check every site of one file; raise a :class:`ValueError` when most are off CpGs, naming the likely cause.
+
+    `coordinates` is the convention of the format the file was read with (``"0-based"`` or ``"1-based"``).
+    """
     absent = [c for c in chroms if normalize_chrom(c) not in genome.chromosomes]
     present = np.unique(chrom_id)
     missing_here = [chroms[i] for i in present if chroms[i] in absent]
@@ -96,10 +115,10 @@ def check_cpgs(
         for shift, out in shifted.items():  # shifted sites may fit either strand
             out[rows] = _on_cpg(seq, idx + shift, np.full(len(rows), UNSTATED))[0]
     fraction = float(ok.mean()) if len(ok) else 1.0
-    if fraction < _GOOD:
+    if fraction < _GOOD and len(ok) >= _MIN_SITES_FOR_SHIFT:
         shift, best = max(((s, float(v.mean())) for s, v in shifted.items()), key=lambda item: item[1])
         if best >= _GOOD and best > fraction + 0.2:
-            raise ValueError(_off_by_one_message(path, shift, fraction, best))
+            raise ValueError(_off_by_one_message(path, shift, fraction, best, coordinates=coordinates))
     if fraction < _MOST:
         msg = (
             f"{path}: {int((~ok).sum())} of {len(ok)} sites ({1 - fraction:.0%}) do not sit on a CpG of the FASTA "

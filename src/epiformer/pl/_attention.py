@@ -9,7 +9,7 @@ from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_params
-from epiformer.pl._qc import _axes
+from epiformer.pl._utils import axes_or_new
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -61,7 +61,7 @@ def attention(
     chosen = top[top["group"].isin(groups) & (top["rank"] <= n_top)]
     cpgs = list(dict.fromkeys(chosen["cpg"]))
     values = means.loc[cpgs, groups].to_numpy(float)
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     image = ax.imshow(values, aspect="auto", cmap="viridis")
     ax.figure.colorbar(image, ax=ax, label="attention received")
     significant = chosen[chosen["pval_adj"] < 0.05]

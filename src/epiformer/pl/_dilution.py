@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from epiformer._constants import Key
-from epiformer.pl._qc import _axes
+from epiformer.pl._utils import axes_or_new
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -66,7 +66,7 @@ def dilution_curve(
     groups = [table.loc[table["retention"] == r, metric].to_numpy(float) for r in levels]
     kept = [table.loc[table["retention"] == r, "n_genes_kept"].mean() for r in levels]
     x = np.arange(len(levels))
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     if kind == "box":
         ax.boxplot(groups, positions=x, widths=0.5)
     else:

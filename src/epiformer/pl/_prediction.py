@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_params
-from epiformer.pl._qc import _axes
+from epiformer.pl._utils import axes_or_new
 from epiformer.tl import evaluate
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def prediction(
     rows = adata.obs[truth].notna().to_numpy()
     if split is not None:
         rows = rows & (adata.obs[split_key] == split).to_numpy()
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     if "medae" in scores:
         x, y = adata.obs[truth].to_numpy(float)[rows], adata.obs[pred].to_numpy(float)[rows]
         ax.scatter(x, y, s=12, alpha=0.7, color="tab:blue", edgecolor="none")
@@ -106,7 +106,7 @@ def training_history(history: Any, *, keys: list[str] | None = None, ax: Axes | 
         msg = "`history` has no `epoch` column (or no rows): nothing to plot."
         raise ValueError(msg)
     keys = keys or [c for c in frame.columns if c not in ("epoch", "step")]
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     for key in keys:
         points = frame[["epoch", key]].dropna()
         ax.plot(points["epoch"], points[key], marker="o", ms=3, label=key)

@@ -10,17 +10,10 @@ from anndata import AnnData
 from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_layer, doc_params
 from epiformer._utils import get_matrix, to_dense_float
+from epiformer.pl._utils import axes_or_new
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-
-
-def _axes(ax: Axes | None) -> Axes:
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=(5, 3.5))[1]
 
 
 @doc_params(adata=doc_adata, layer=doc_layer)
@@ -46,7 +39,7 @@ def beta_distribution(
     The Axes drawn into.
     """
     X = to_dense_float(get_matrix(adata, layer))
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     edges = np.linspace(0, 1, n_bins + 1)
     centres = (edges[:-1] + edges[1:]) / 2
     if groupby is not None:
@@ -88,7 +81,7 @@ def missingness(adata: AnnData, *, ax: Axes | None = None) -> Axes:
     if Key.obs.missing_fraction not in adata.obs:
         msg = f"Did not find `adata.obs[{Key.obs.missing_fraction!r}]`. Run `ef.pp.qc_metrics(adata)` first."
         raise ValueError(msg)
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     values = adata.obs[Key.obs.missing_fraction].to_numpy()
     ax.bar(np.arange(adata.n_obs), values, color="0.4")
     ax.set_xticks(np.arange(adata.n_obs))

@@ -84,7 +84,7 @@ def pool_expression(
 
     - ``method="neighbors"``: each spot pools itself and its neighbours in the graph `obsp[connectivity_key]`
       (any non-zero edge counts as a neighbour, with weight 1): by default the spatial graph of
-      :func:`squidpy.gr.spatial_neighbors` (``"spatial_connectivities"``: on Visium its 6 ring neighbours), or any
+      :func:`squidpy.gr.spatial_neighbors_grid` (``"spatial_connectivities"``: on Visium its 6 ring neighbours), or any
       graph already there, e.g. ``connectivity_key="connectivities"`` of :func:`scanpy.pp.neighbors`, or one the
       user placed in `obsp`. squidpy is not needed when the graph exists.
     - ``method="cluster"``: each spot gets the pooled profile of its `groupby` cluster (e.g. Leiden clusters or
@@ -148,7 +148,7 @@ def pool_expression(
         if connectivity_key not in target.obsp:
             msg = (
                 f"No spatial graph `obsp[{connectivity_key!r}]` (available: {sorted(target.obsp.keys())}). Build it "
-                "first with `squidpy.gr.spatial_neighbors(adata)` (writes 'spatial_connectivities'), or "
+                "first with `squidpy.gr.spatial_neighbors_grid(adata)` (writes 'spatial_connectivities'), or "
                 "`scanpy.pp.neighbors(adata)` (then pass `connectivity_key='connectivities'`), or place any "
                 "spots x spots graph in `obsp` and name it with `connectivity_key=`."
             )

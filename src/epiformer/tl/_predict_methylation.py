@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 #: The message when a SpatialData object comes in but spatialdata cannot be imported.
 SPATIAL_EXTRA = (
     "Reading and writing SpatialData objects needs the spatialdata package: install the `spatial` extra, "
-    "`pip install 'epiformer[spatial]'` (spatialdata >= 0.8 and squidpy >= 1.8, which need Python >= 3.12). "
+    "`pip install 'epiformer[spatial]'` (spatialdata and squidpy). "
     "Without it, predict on the table itself, an AnnData: `ef.tl.predict_methylation(sdata.tables['table'], model)`."
 )
 
@@ -166,7 +166,7 @@ def predict_methylation(
     input table (the same `region`, `region_key` and `instance_key`, taken from that table, and the same region and
     instance columns in `obs`), so that spatialdata-plot or squidpy draw any CpG over the image, e.g.
     ``sdata.pl.render_shapes("spots", color="cg00000001", table_name="predicted_methylation")``. This needs the
-    ``spatial`` extra (``pip install 'epiformer[spatial]'``, Python >= 3.12).
+    ``spatial`` extra (``pip install 'epiformer[spatial]'``).
 
     Parameters
     ----------

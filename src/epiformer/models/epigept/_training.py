@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import lightning.pytorch as L
 import numpy as np
 import pandas as pd
 import torch
@@ -13,7 +12,7 @@ from anndata import AnnData
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from epiformer._constants import Key
-from epiformer._lightning import fit
+from epiformer._lightning import L, fit
 from epiformer._sequence import normalize_chrom, one_hot
 from epiformer._utils import layer_names, split_rows, to_dense_float
 from epiformer.io import Genome

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import lightning.pytorch as L
 import torch
 from torch import nn
+
+from epiformer._lightning import L
 
 
 def masked_mae(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import lightning.pytorch as L
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from epiformer._lightning import fit
+from epiformer._lightning import L, fit
 from epiformer._targets import Target
 from epiformer.models.methylgpt._engine import ModelInputs, read_all
 from epiformer.models.methylgpt._heads import FinetuneNet, Head

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import anndata as ad
-import lightning.pytorch as L
 import numpy as np
 import pandas as pd
 import torch
@@ -15,7 +14,7 @@ from anndata import AnnData
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from epiformer._lightning import fit
+from epiformer._lightning import L, fit
 from epiformer._utils import read_columns, split_rows
 from epiformer._validation import check_unique
 from epiformer.models.methylgpt._engine import ModelInputs, check_methylgpt, prepare_inputs, provenance
