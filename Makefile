@@ -41,6 +41,7 @@ unit: $(STAMP)
 docs: $(STAMP)
 	rm -rf docs/_build docs/generated
 	$(call timed,docs: sphinx-build -W (executes every tutorial),env -u MPLBACKEND $(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html)
+	$(call timed,docs: every figure of the tutorials is on the built pages,$(PY) docs/check_figures.py docs/_build/html)
 
 # Executes every tutorial in place, so that the committed notebooks show their outputs and figures.
 tutorials: $(STAMP)
