@@ -63,6 +63,14 @@ def test_snvs_and_multiallelic_split(tmp_path):
     pd.testing.assert_frame_equal(table, EXPECTED.iloc[:4])
 
 
+def test_a_repeated_record_is_read_once_with_a_warning(tmp_path):
+    path = _write(tmp_path / "twice.vcf", [*RECORDS[:3], RECORDS[0], "chr22\t300\t.\tA\tG\t.\t.\t."])
+    with pytest.warns(UserWarning, match=r"dropped 2 repeated alleles .* 'chr22:100 A>G', 'chr22:300 A>G'"):
+        table = ef.io.read_vcf(path)
+    pd.testing.assert_frame_equal(table, EXPECTED.iloc[:4])
+    assert table.index.is_unique
+
+
 def test_indels_raise_by_default(vcf):
     with pytest.raises(ValueError, match=r"calls\.vcf: 3 alleles are not single-base") as err:
         ef.io.read_vcf(vcf)

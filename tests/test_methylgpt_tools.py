@@ -80,6 +80,28 @@ def test_embed_missing_modes(blood, blood_model):
         ef.tl.embed(vocab_only, model, missing="zero")
 
 
+def test_embed_mean_readout(blood, blood_model):
+    """``readout="mean"``: the mean output of each sample's observed CpG tokens, as computed by hand."""
+    few = blood[:3].copy()
+    few.X[0, : few.n_vars // 2] = np.nan  # sample 0 misses half of its CpGs
+    ef.tl.embed(few, blood_model, readout="mean", key_added="X_mean", device="cpu", progress=False)
+    assert few.obsm["X_mean"].shape == (3, 16) and few.uns["X_mean"]["params"]["readout"] == "mean"
+    columns = few.var_names.get_indexer(blood_model.vocab.probes)
+    betas = np.full((3, len(columns)), np.nan, dtype=np.float32)
+    betas[:, columns >= 0] = few.X[:, columns[columns >= 0]]
+    blood_model.eval()
+    with torch.inference_mode():
+        ids, values, kpm = blood_model.tokenize(torch.from_numpy(betas), missing="mask")
+        hidden = blood_model.encode(ids, values, key_padding_mask=kpm)[:, 1:].numpy()
+    observed = ~np.isnan(betas)
+    expected = np.stack([hidden[i][observed[i]].mean(axis=0) for i in range(3)])
+    np.testing.assert_allclose(few.obsm["X_mean"], expected, rtol=0, atol=1e-5)
+    cls = ef.tl.embed(few, blood_model, device="cpu", progress=False, copy=True).obsm["X_methylgpt"]
+    assert np.abs(cls - expected).max() > 1e-3  # a different readout
+    with pytest.raises(ValueError, match="'cls' or 'mean'"):
+        ef.tl.embed(few, blood_model, readout="max")
+
+
 def test_embed_coverage_checks(blood):
     blood_before = blood.copy()
     with pytest.raises(ValueError, match="None of the model's 200 CpGs is in the data"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -20,6 +21,25 @@ _BASES = frozenset("ACGT")
 
 def _is_snv(ref: str | None, alt: str | None) -> bool:
     return bool(ref and alt) and len(ref) == 1 and len(alt) == 1 and ref.upper() in _BASES and alt.upper() in _BASES
+
+
+def _without_repeats(
+    path: Path, rows: list[tuple[str, int, str, str, str | None]]
+) -> list[tuple[str, int, str, str, str | None]]:
+    """The alleles in file order, each listed once: a repeated chrom, pos, ref, alt is dropped with a warning."""
+    seen: set[tuple[str, int, str, str]] = set()
+    kept, repeated = [], []
+    for row in rows:
+        if row[:4] in seen:
+            repeated.append(f"{row[0]}:{row[1]} {row[2]}>{row[3]}")
+        else:
+            seen.add(row[:4])
+            kept.append(row)
+    if repeated:
+        warn(
+            f"{path}: dropped {len(repeated)} repeated alleles (the same chrom, pos, ref and alt), e.g. {first_items(repeated)}."
+        )
+    return kept
 
 
 def read_vcf(path: str | os.PathLike, *, indels: Indels = "raise") -> pd.DataFrame:
@@ -85,6 +105,7 @@ def read_vcf(path: str | os.PathLike, *, indels: Indels = "raise") -> pd.DataFra
             f"{path}: dropped {len(skipped)} alleles that are not single-base substitutions (indels or symbolic alleles)."
         )
 
+    rows = _without_repeats(path, rows)
     columns = [Key.obs.chrom, Key.obs.pos, Key.obs.ref, Key.obs.alt]
     names = [f"{c}:{p}:{r}>{a}" for c, p, r, a, _ in rows]
     ids = [name if i is None else str(i) for (*_, i), name in zip(rows, names, strict=True)]

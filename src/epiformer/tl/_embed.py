@@ -29,11 +29,12 @@ def embed(
     batch_size: int = 8,
     device: str | torch.device = "auto",
     missing: Literal["mask", "legacy"] = "mask",
+    readout: Literal["cls", "mean"] = "cls",
     key_added: str = Key.obsm.methylgpt,
     progress: bool = True,
     copy: bool = False,
 ) -> AnnData | MuData | None:
-    """Embed every sample with MethylGPT: the ``<cls>`` token's output.
+    """Embed every sample with MethylGPT: the ``<cls>`` token's output (or the mean of the CpG tokens' outputs).
 
     The data are matched to the model's CpG vocabulary (probe IDs in `var_names` or `var[var_key]`); vocabulary
     CpGs absent from the data count as missing. The coverage is reported: none found raises, under 50 % warns
@@ -58,6 +59,9 @@ def embed(
     {mod}
     {model_run}
     {missing}
+    readout
+        ``"cls"``: the ``<cls>`` token's output, the published sample embedding. ``"mean"``: the mean output of
+        the sample's observed CpG tokens (a sample without any gets zeros).
     key_added
         `obsm` key of the embedding.
     progress
@@ -73,22 +77,32 @@ def embed(
     `uns['methylgpt']` (or `uns[key_added]` for a custom `key_added`)
         `params`: `checkpoint` (path), `checkpoint_sha256` and `weights` (``"checkpoint"``, ``"trained"`` or
         ``"random"``: never loaded nor trained, which is warned once per model), `d_model`, `n_layers`, `n_heads`, the coverage
-        (`n_vocab`, `n_found`, `fraction_found`, `n_unused`), `missing`, `layer`, `var_key`, `batch_size`,
+        (`n_vocab`, `n_found`, `fraction_found`, `n_unused`), `missing`, `readout`, `layer`, `var_key`, `batch_size`,
         `device`, `epiformer_version`; `all_missing_samples`; and `n_nonfinite` where the embedding holds NaN or
         infinite values (warned).
     """
     from epiformer.models import methylgpt
 
+    if readout not in ("cls", "mean"):
+        msg = f"`readout` must be 'cls' or 'mean', got {readout!r}."
+        raise ValueError(msg)
     with timed("ef.tl.embed") as written:
         _, inputs = methylgpt.checked_inputs(
             data, model, mod=mod, layer=layer, var_key=var_key, batch_size=batch_size, missing=missing
         )
         model.warn_if_random()
         emb, dev = methylgpt.embed(
-            model, inputs, missing=missing, batch_size=int(batch_size), device=device, progress=progress
+            model, inputs, missing=missing, batch_size=int(batch_size), device=device, progress=progress, how=readout
         )
         params = methylgpt.provenance(
-            model, inputs, missing=missing, layer=layer, var_key=var_key, batch_size=int(batch_size), device=dev
+            model,
+            inputs,
+            missing=missing,
+            readout=readout,
+            layer=layer,
+            var_key=var_key,
+            batch_size=int(batch_size),
+            device=dev,
         )
         data, adata = output(data, copy=copy, mod=mod, default=Key.mod.methyl)
         adata.obsm[key_added] = emb

@@ -210,8 +210,9 @@ def predict_methylation(
     (float32 betas, NaN for CpGs the model does not know or samples without expression) and
     `mod['methyl'].uns[key_added]`. With an AnnData, writes `obsm[key_added]` (a DataFrame of float32 betas,
     cells or spots x CpGs, columns named by CpG; copy a column into `obs` to draw it with
-    :func:`scanpy.pl.spatial`) and `uns[key_added]` with `params`, `n_genes_missing` and `cpgs` (the CpGs'
-    `chrom` and `pos`). With `out`, no `obsm` entry is written and `uns[key_added]['path']` records the store.
+    :func:`squidpy.pl.spatial_scatter`) and `uns[key_added]` with `params`, `n_genes_missing` and `cpgs` (the CpGs'
+    `chrom` and `pos`). With `out`, no `obsm` entry is written (an earlier run's `obsm[key_added]` is removed) and
+    `uns[key_added]['path']` records the store.
     Nothing else of the data (e.g. `obsm['spatial']`, `uns['spatial']`) is changed.
     """
     spatial = is_spatialdata(data)
@@ -250,6 +251,8 @@ def predict_methylation(
             if betas is None:
                 where = f"zarr store {str(out)!r}"
                 extra["path"] = str(Path(out).resolve())
+                if target.obsm.pop(key_added, None) is not None:  # an earlier run's map, which the store replaces
+                    written.append(f"removed the earlier obsm['{key_added}']")
             else:
                 where = f"obsm[{key_added!r}]"
                 target.obsm[key_added] = betas

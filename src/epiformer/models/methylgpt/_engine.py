@@ -153,10 +153,35 @@ def provenance(model: MethylGPT, inputs: ModelInputs, **params: Any) -> dict[str
     }
 
 
+def readout(
+    model: MethylGPT, ids: torch.Tensor, values: torch.Tensor, kpm: torch.Tensor | None, *, how: str
+) -> torch.Tensor:
+    """Sample embeddings ``(batch, d_model)``: the ``<cls>`` output, or the mean output of the observed CpGs.
+
+    Observed CpG tokens are those with a beta value (not missing, not padding); a sample without any gets zeros
+    from ``"mean"``.
+    """
+    if how == "cls":
+        return model.encode(ids, values, key_padding_mask=kpm, cls_only=True)
+    hidden = model.encode(ids, values, key_padding_mask=kpm)[:, 1:]
+    observed = values[:, 1:] >= 0
+    if kpm is not None:
+        observed &= ~kpm[:, 1:]
+    weights = observed.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+
+
 def embed(
-    model: MethylGPT, inputs: ModelInputs, *, missing: str, batch_size: int, device: Any, progress: bool
+    model: MethylGPT,
+    inputs: ModelInputs,
+    *,
+    missing: str,
+    batch_size: int,
+    device: Any,
+    progress: bool,
+    how: str = "cls",
 ) -> tuple[np.ndarray, str]:
-    """``<cls>`` outputs ``(n_obs, d_model)`` of every sample, and the device they were computed on."""
+    """Embeddings ``(n_obs, d_model)`` of every sample (see :func:`readout`), and the device they were computed on."""
     emb = np.empty((inputs.X.shape[0], model.d_model), dtype=np.float32)
     with (
         on_device(model, device, bf16_on_cuda=True) as dev,
@@ -168,8 +193,7 @@ def embed(
             for i in range(0, len(order), batch_size):
                 rows = order[i : i + batch_size]
                 ids, values, kpm = inputs.tokens(model, betas[rows], missing=missing, compact=True)
-                out = model.encode(ids, values, key_padding_mask=kpm, cls_only=True)
-                emb[start + rows] = out.float().cpu().numpy()
+                emb[start + rows] = readout(model, ids, values, kpm, how=how).float().cpu().numpy()
                 bar.update(len(rows))
     return emb, str(dev)
 
