@@ -22,9 +22,8 @@ PLOTTING = re.compile(r"\b(ef\.pl\.|plt\.|sc\.pl\.|sq\.pl\.)")
 BUILT_IMAGE = re.compile(r"<img\b[^>]*\bsrc=\"[^\"]*_images/", re.IGNORECASE)
 
 
-def committed_figures(path: Path) -> int:
-    """The number of figure outputs in the committed notebook at `path`."""
-    notebook = nbformat.read(path, as_version=4)
+def committed_figures(notebook: nbformat.NotebookNode) -> int:
+    """The number of figure outputs in a committed notebook."""
     return sum(
         any(kind in output.get("data", {}) for kind in IMAGE_TYPES)
         for cell in notebook.cells
@@ -33,9 +32,8 @@ def committed_figures(path: Path) -> int:
     )
 
 
-def plots(path: Path) -> bool:
-    """Whether a code cell of the notebook at `path` calls a plotting function."""
-    notebook = nbformat.read(path, as_version=4)
+def plots(notebook: nbformat.NotebookNode) -> bool:
+    """Whether a code cell of the notebook calls a plotting function."""
     return any(cell.cell_type == "code" and PLOTTING.search(cell.source) for cell in notebook.cells)
 
 
@@ -47,18 +45,19 @@ def built_figures(page: Path) -> int:
 def problems(html: Path, tutorials: Path = TUTORIALS) -> list[str]:
     """What is wrong with the figures of each tutorial, one line each (none when all is well)."""
     found = []
-    for notebook in sorted(tutorials.glob("*.ipynb")):
+    for path in sorted(tutorials.glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
         committed = committed_figures(notebook)
-        page = html / "tutorials" / f"{notebook.stem}.html"
+        page = html / "tutorials" / f"{path.stem}.html"
         if plots(notebook) and committed == 0:
-            found.append(f"{notebook.name}: it plots but no figure is committed (run `make tutorials`).")
+            found.append(f"{path.name}: it plots but no figure is committed (run `make tutorials`).")
         if not page.is_file():
-            found.append(f"{notebook.name}: no built page {page}.")
+            found.append(f"{path.name}: no built page {page}.")
             continue
         built = built_figures(page)
         if built < committed:
-            found.append(f"{notebook.name}: {committed} figures committed, {built} on the built page {page}.")
-        print(f"{notebook.name}: {committed} figures committed, {built} on the built page")
+            found.append(f"{path.name}: {committed} figures committed, {built} on the built page {page}.")
+        print(f"{path.name}: {committed} figures committed, {built} on the built page")
     return found
 
 

@@ -15,9 +15,9 @@ import pytest
 from anndata import AnnData
 
 import epiformer as ef
+from epiformer._metrics import classification_metrics, regression_metrics
 from epiformer._targets import resolve_target
 from epiformer.tl._baseline import _settled_defaults
-from epiformer.tl._metrics import classification_metrics, regression_metrics
 
 
 @cache

@@ -24,8 +24,12 @@ def _load_checker():
 check_figures = _load_checker()
 
 
+def _read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
 def _code_cells(path: Path) -> list:
-    return [cell for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    return [cell for cell in _read(path).cells if cell.cell_type == "code"]
 
 
 def _text(output) -> str:
@@ -54,8 +58,9 @@ def test_a_committed_tutorial_was_run_top_to_bottom_with_its_outputs(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_a_tutorial_that_plots_has_committed_figures(path):
-    if check_figures.plots(path):
-        assert check_figures.committed_figures(path) >= 1
+    notebook = _read(path)
+    if check_figures.plots(notebook):
+        assert check_figures.committed_figures(notebook) >= 1
 
 
 def _notebook_with_figures(path: Path, n: int) -> None:
@@ -73,7 +78,7 @@ def test_the_figure_check_counts_committed_and_built_figures(tmp_path):
     page = html / "tutorials" / "01_plots.html"
     image = '<img alt="_images/abc.png" src="../_images/abc.png" />'
     page.write_text(f"<html><img src='logo.svg'>{image}{image}</html>")
-    assert check_figures.committed_figures(tutorials / "01_plots.ipynb") == 2
+    assert check_figures.committed_figures(_read(tutorials / "01_plots.ipynb")) == 2
     assert check_figures.built_figures(page) == 2
     assert check_figures.problems(html, tutorials) == []
 

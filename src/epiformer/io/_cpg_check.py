@@ -53,16 +53,25 @@ def _on_cpg(seq: np.ndarray, idx: np.ndarray, strand: np.ndarray) -> tuple[np.nd
 _MIN_SITES_FOR_SHIFT = 20
 
 
+#: For each shift that puts the sites on CpGs: the convention the file must have been read in for the usual cause,
+#: and that cause.
+_SHIFT_CAUSES = {
+    1: (
+        "1-based",
+        "the file holds 0-based starts read as 1-based positions: it was probably written by a 0-based tool "
+        "(MethylDackel, modkit, ENCODE bedMethyl)",
+    ),
+    -1: (
+        "0-based",
+        "the file holds 1-based positions read as 0-based starts: it was probably written by a 1-based tool "
+        "(Bismark, ALLCools)",
+    ),
+}
+
+
 def _off_by_one_message(path: Path, shift: int, fraction: float, shifted: float, *, coordinates: str) -> str:
-    if (shift == 1) == (coordinates == "1-based"):
-        cause = (
-            "the file holds 0-based starts read as 1-based positions: it was probably written by a 0-based tool "
-            "(MethylDackel, modkit, ENCODE bedMethyl)"
-            if shift == 1
-            else "the file holds 1-based positions read as 0-based starts: it was probably written by a 1-based "
-            "tool (Bismark, ALLCools)"
-        )
-    else:  # the format's convention was applied, and the positions are off the other way
+    read_as, cause = _SHIFT_CAUSES[shift]
+    if coordinates != read_as:  # the format's own convention was applied: the usual cause is impossible
         cause = (
             f"the positions are off by one base even in the format's {coordinates} convention: another tool wrote it"
         )

@@ -12,11 +12,12 @@ from mudata import MuData
 
 from epiformer._constants import Key
 from epiformer._docs import doc_layer, doc_mod_methyl, doc_params, doc_var_key
+from epiformer._metrics import regression_metrics
 from epiformer._utils import get_matrix, select_modality, to_dense_float
 from epiformer._validation import first_items
-from epiformer.pl._utils import axes_or_new
+from epiformer.pl._utils import axes_or_new, row_of_axes
 from epiformer.pp import vocab_coverage as coverage_report
-from epiformer.tl import evaluate, evaluate_methylation
+from epiformer.tl import evaluate_methylation
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -104,16 +105,14 @@ def imputation(
     if usable.sum() < 2:
         msg = f"Fewer than two held-out values have both a truth and an imputed value in `layers[{layer!r}]`."
         raise ValueError(msg)
-    n = int(usable.sum())
-    pairs = AnnData(obs=pd.DataFrame({"held_out": x[usable], "imputed": y[usable]}, index=np.arange(n).astype(str)))
-    scores = evaluate(pairs, truth="held_out", pred="imputed", split=None, task="regression").iloc[0]
+    scores = regression_metrics(x[usable], y[usable])
     ax = axes_or_new(ax, figsize=(5, 4))
     _density(ax, x[usable], y[usable], gridsize=gridsize, label="held-out values per hexagon")
     ax.set_xlabel("held-out beta value")
     ax.set_ylabel("imputed beta value")
     ax.set_title(
         f"imputation: MAE {scores['mae']:.3f}, Pearson r {scores['pearson']:.3f}\n"
-        f"(n = {int(scores['n']):,}{_skipped(int((~usable).sum()))})",
+        f"(n = {int(usable.sum()):,}{_skipped(int((~usable).sum()))})",
         fontsize="medium",
     )
     return ax
@@ -178,19 +177,6 @@ def vocab_coverage(
     ax.legend(frameon=False, fontsize="small", loc="upper left", ncols=2)
     ax.set_title(f"coverage of {int(report['n_vocab']):,} vocabulary CpGs (n = {len(fractions)}{_skipped(n_nan)})")
     return ax
-
-
-def _two_axes(axes: Sequence[Axes] | None) -> tuple[Figure, list[Axes]]:
-    if axes is None:
-        import matplotlib.pyplot as plt
-
-        fig, pair = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
-        return fig, list(pair)
-    pair = list(np.ravel(axes))
-    if len(pair) != 2:
-        msg = f"`axes` holds {len(pair)} Axes; give two (observed vs predicted, per-CpG correlation)."
-        raise ValueError(msg)
-    return pair[0].figure, pair
 
 
 def _correlation_histogram(ax: Axes, rho: np.ndarray, labels: np.ndarray | None, *, groupby: str | None) -> None:
@@ -273,7 +259,8 @@ def methylation_prediction(
     pred = to_dense_float(get_matrix(methyl, layer))[block]
     truth = to_dense_float(get_matrix(methyl, truth_layer))[block]
     usable = ~np.isnan(truth) & ~np.isnan(pred)
-    fig, (left, right) = _two_axes(axes)
+    left, right = row_of_axes(axes, 2, panel_size=(5, 4), what="two (observed vs predicted, per-CpG correlation)")
+    fig = left.figure
     _density(left, truth[usable], pred[usable], gridsize=gridsize, label="pairs per hexagon")
     left.set_xlabel("observed beta value")
     left.set_ylabel("predicted beta value")
@@ -359,22 +346,8 @@ def variant_effects(
     vmax = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0
     eps = effects.uns.get(Key.uns.variant_effect, {}).get("params", {}).get("eps")
     unit = "log((alt + eps) / (ref + eps))" if eps is None else f"log((alt + {eps:g}) / (ref + {eps:g}))"
-    panels = _variant_axes(ax, len(chosen), single=variant is not None)
+    size = (5, 3.5) if variant is not None else (4.2, 3.5)
+    panels = row_of_axes(ax, len(chosen), panel_size=size, what="one per variant")
     for panel, name, table in zip(panels, chosen, tables, strict=True):
         _effect_heatmap(panel, table, vmax=vmax or 1.0, title=f"variant effect: {name}", unit=unit)
     return panels[0] if variant is not None else panels[0].figure
-
-
-def _variant_axes(ax: Axes | Sequence[Axes] | None, n: int, *, single: bool) -> list[Axes]:
-    if ax is None:
-        if single:
-            return [axes_or_new(None)]
-        import matplotlib.pyplot as plt
-
-        fig, grid = plt.subplots(1, n, figsize=(4.2 * n, 3.5), squeeze=False, layout="constrained")
-        return list(grid[0])
-    panels = [ax] if not isinstance(ax, Sequence | np.ndarray) else list(np.ravel(ax))
-    if len(panels) != n:
-        msg = f"`ax` holds {len(panels)} Axes for {n} variants; give one per variant."
-        raise ValueError(msg)
-    return panels

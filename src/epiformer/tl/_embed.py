@@ -1,4 +1,4 @@
-"""Sample embeddings from MethylGPT: the ``<cls>`` output of every sample."""
+"""Sample embeddings from MethylGPT: the ``<cls>`` output of every sample, or the mean of its CpG tokens."""
 
 from __future__ import annotations
 
@@ -92,7 +92,13 @@ def embed(
         )
         model.warn_if_random()
         emb, dev = methylgpt.embed(
-            model, inputs, missing=missing, batch_size=int(batch_size), device=device, progress=progress, how=readout
+            model,
+            inputs,
+            missing=missing,
+            batch_size=int(batch_size),
+            device=device,
+            progress=progress,
+            readout=readout,
         )
         params = methylgpt.provenance(
             model,

@@ -153,15 +153,15 @@ def provenance(model: MethylGPT, inputs: ModelInputs, **params: Any) -> dict[str
     }
 
 
-def readout(
-    model: MethylGPT, ids: torch.Tensor, values: torch.Tensor, kpm: torch.Tensor | None, *, how: str
+def sample_embeddings(
+    model: MethylGPT, ids: torch.Tensor, values: torch.Tensor, kpm: torch.Tensor | None, *, readout: str
 ) -> torch.Tensor:
     """Sample embeddings ``(batch, d_model)``: the ``<cls>`` output, or the mean output of the observed CpGs.
 
     Observed CpG tokens are those with a beta value (not missing, not padding); a sample without any gets zeros
     from ``"mean"``.
     """
-    if how == "cls":
+    if readout == "cls":
         return model.encode(ids, values, key_padding_mask=kpm, cls_only=True)
     hidden = model.encode(ids, values, key_padding_mask=kpm)[:, 1:]
     observed = values[:, 1:] >= 0
@@ -179,9 +179,9 @@ def embed(
     batch_size: int,
     device: Any,
     progress: bool,
-    how: str = "cls",
+    readout: str = "cls",
 ) -> tuple[np.ndarray, str]:
-    """Embeddings ``(n_obs, d_model)`` of every sample (see :func:`readout`), and the device they were computed on."""
+    """Embeddings ``(n_obs, d_model)`` of every sample (see :func:`sample_embeddings`), and their device."""
     emb = np.empty((inputs.X.shape[0], model.d_model), dtype=np.float32)
     with (
         on_device(model, device, bf16_on_cuda=True) as dev,
@@ -193,7 +193,7 @@ def embed(
             for i in range(0, len(order), batch_size):
                 rows = order[i : i + batch_size]
                 ids, values, kpm = inputs.tokens(model, betas[rows], missing=missing, compact=True)
-                emb[start + rows] = readout(model, ids, values, kpm, how=how).float().cpu().numpy()
+                emb[start + rows] = sample_embeddings(model, ids, values, kpm, readout=readout).float().cpu().numpy()
                 bar.update(len(rows))
     return emb, str(dev)
 
