@@ -198,16 +198,7 @@ def methylgpt_training(out: Path) -> None:
     )
     print("  MethylGPT pretrained and fine-tuned here on the synthetic samples (trained, not random weights)")
     model = ef.tl.pretrain(train, d_model=32, n_layers=2, n_heads=4, dropout=0.0, max_epochs=8, lr=3e-3, progress=False)
-    age = ef.tl.finetune(
-        adata,
-        model,
-        target="age",
-        max_epochs=40,
-        lr_backbone=1e-3,
-        lr_head=3e-3,
-        early_stopping_patience=None,
-        progress=False,
-    )
+    age = ef.tl.finetune(adata, model, target="age", progress=False)
     ef.tl.predict(adata, age, key_added="age_methylgpt", progress=False)
     ef.tl.predict(adata, ef.tl.fit_baseline(adata, target="age"), key_added="age_elasticnet")
     scores = ef.tl.evaluate(adata, truth="age", pred=["age_methylgpt", "age_elasticnet"])

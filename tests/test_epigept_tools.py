@@ -258,7 +258,7 @@ def test_fit_epigept_learns_and_masks(contexts, tmp_path):
         )  # fmt: skip
     assert fitted is model and not model.training
     history = model.history
-    assert list(history.columns) == ["epoch", "train_loss", "val_loss"] and len(history) >= 3
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "lr"] and len(history) >= 3
     assert history["train_loss"].iloc[-1] < 0.5 * history["train_loss"].iloc[0]
     after = _predict(contexts, model, _region(B0, 6 * 64), crop=0)
     error_after = np.nanmean((after.layers["DNase"] - tracks.layers["DNase"]) ** 2, axis=1)

@@ -86,7 +86,7 @@ def test_save_and_load_without_pickle(trained, tmp_path):
     np.testing.assert_allclose(alone.predict(expr, cpgs=np.arange(50)), expected, atol=1e-6)
     assert alone.mdata is None and alone.is_trained and alone.checkpoint["path"] == str(folder.resolve())
     # the training history survives the round trip
-    assert list(model.history.columns) == ["epoch", "train_loss", "val_loss"] and len(model.history) >= 5
+    assert list(model.history.columns) == ["epoch", "train_loss", "val_loss", "lr"] and len(model.history) >= 5
     pd.testing.assert_frame_equal(alone.history, model.history, check_dtype=False)
     assert mdata.uns["expression_predictor"]["history"]["val_loss"] == model.history["val_loss"].tolist()
     with pytest.raises(RuntimeError, match="without its training data"):

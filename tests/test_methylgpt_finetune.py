@@ -9,7 +9,7 @@ import torch
 import epiformer as ef
 from epiformer.models import MethylGPT, MethylGPTVocab
 from epiformer.models.methylgpt._finetuning import FinetuneModule
-from epiformer.models.methylgpt._heads import ResNet1D
+from epiformer.models.methylgpt._heads import FinetuneNet, ResNet1D
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +39,7 @@ def test_age_mlp_beats_the_mean_and_sits_beside_the_baseline(cohort):
         model,
         target="age",
         head="mlp",
+        head_epochs=0,  # from random weights, the backbone's features are worth nothing to a head alone
         max_epochs=40,
         lr_backbone=1e-3,
         lr_head=3e-3,
@@ -74,7 +75,8 @@ def test_other_heads_train_and_predict(cohort, head):
     assert values.shape == (adata.n_obs,) and np.isfinite(values).all()
     lo, hi = predictor.scale
     assert ((values >= lo) & (values <= hi)).all()  # the published sigmoid keeps predictions in the training range
-    assert predictor.history["epoch"].tolist() == [0, 1]
+    joint = predictor.history["stage"] == "backbone and head"
+    assert joint.sum() == 2 and predictor.history["epoch"].tolist() == list(range(len(predictor.history)))
 
 
 def test_classification_probabilities_and_save_load(cohort, tmp_path):
@@ -92,22 +94,62 @@ def test_classification_probabilities_and_save_load(cohort, tmp_path):
     loaded = ef.models.MethylGPTPredictor.load(tmp_path / "tissue")
     np.testing.assert_allclose(loaded.predict_values(adata), predictor.predict_values(adata), atol=1e-6)
     assert loaded.history.equals(predictor.history) and loaded.features == predictor.features
+    assert loaded.net.head_name == predictor.net.head_name == "resnet1d"  # the default: the published head
     assert not any(p.suffix in (".pt", ".pkl", ".ckpt") for p in (tmp_path / "tissue").rglob("*"))
 
 
 def test_two_learning_rates_and_frozen_backbone(cohort):
-    from epiformer.models.methylgpt._heads import FinetuneNet
-
     model = _model(list(cohort.var_names))
     net = FinetuneNet(model, head="mlp", n_out=1, regression=True)
-    module = FinetuneModule(net, torch.arange(3, 67), lr_backbone=1e-4, lr_head=1e-3, weight_decay=0.0)
-    groups = module.configure_optimizers().param_groups
-    assert [g["lr"] for g in groups] == [1e-4, 1e-3]
+    module = FinetuneModule(
+        net, torch.arange(3, 67), lr_backbone=1e-4, lr_head=1e-3, weight_decay=0.0, cpgs_per_step=None, seed=0
+    )
+    groups = module.configure_optimizers()["optimizer"].param_groups
+    assert [g["initial_lr"] for g in groups] == [1e-4, 1e-3]  # both warm up from 1 % of their rate
+    assert [g["lr"] for g in groups] == pytest.approx([1e-6, 1e-5])
     assert sum(p.numel() for g in groups for p in g["params"]) == sum(p.numel() for p in net.parameters())
     adata = cohort.copy()
     predictor = ef.tl.finetune(adata, model, target="age", freeze_backbone=True, max_epochs=1, progress=False)
     for k, v in model.state_dict().items():
         torch.testing.assert_close(predictor.net.backbone.state_dict()[k], v)
+    assert set(predictor.history["stage"]) == {"head"}  # the frozen backbone trains in the head stage alone
+
+
+def test_head_stage_standardised_features_and_cpg_subsets(cohort, monkeypatch, tmp_path):
+    """The head first trains alone on standardised cached features, then with the backbone on CpG subsets."""
+    seen = []
+    original = FinetuneModule._loss
+
+    def spy(self, betas, y, cpg_ids):
+        seen.append((self.training, betas.shape[1], len(cpg_ids)))
+        return original(self, betas, y, cpg_ids)
+
+    monkeypatch.setattr(FinetuneModule, "_loss", spy)
+    adata = cohort.copy()
+    model = _model(list(adata.var_names))
+    predictor = ef.tl.finetune(
+        adata, model, target="tissue", head="mlp", head_epochs=5, max_epochs=2, cpgs_per_step=12, progress=False
+    )
+    assert predictor.history["stage"].tolist()[:5] == ["head"] * 5
+    assert (predictor.history["stage"] == "backbone and head").sum() == 2
+    assert {n for training, n, _ in seen if training} == {12} and all(n == m for _, n, m in seen)
+    assert {n for training, n, _ in seen if not training} == {64}  # validation reads every CpG
+    scaler, mlp = predictor.net.head
+    assert mlp[0].in_features == 32  # <cls> and the CpG mean side by side
+    train = torch.from_numpy(adata.X[(adata.obs["split"] == "train").to_numpy()])
+    ids = torch.as_tensor([model.vocab[p] for p in predictor.features])
+    with torch.no_grad():  # set from the pretrained backbone's features of the training samples
+        net = FinetuneNet(model.eval(), head="mlp", n_out=3, regression=False, readout="cls+mean")
+        expected = net.features(train, ids)
+    torch.testing.assert_close(scaler.mean, expected.mean(dim=0), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(scaler.std, expected.std(dim=0), rtol=1e-4, atol=1e-5)
+    predictor.save(tmp_path / "mlp")
+    loaded = ef.models.MethylGPTPredictor.load(tmp_path / "mlp")
+    assert (loaded.net.readout, loaded.net.standardize) == ("cls+mean", True)
+    np.testing.assert_allclose(loaded.predict_values(adata), predictor.predict_values(adata), atol=1e-6)
+    for bad in ({"readout": "max"}, {"head_epochs": -1}, {"cpgs_per_step": 0}):
+        with pytest.raises(ValueError, match="readout|head_epochs"):
+            ef.tl.finetune(adata, model, target="tissue", progress=False, **bad)
 
 
 def test_published_resnet1d_shape():
@@ -147,7 +189,16 @@ def test_predictor_saved_by_the_earlier_release_still_loads(cohort, tmp_path):
     from safetensors.torch import save_file
 
     adata = cohort.copy()
-    predictor = ef.tl.finetune(adata, _model(list(adata.var_names)), target="age", max_epochs=1, progress=False)
+    predictor = ef.tl.finetune(
+        adata,
+        _model(list(adata.var_names)),
+        target="age",
+        head="mlp",
+        readout="cls",
+        standardize=False,
+        max_epochs=1,
+        progress=False,
+    )
     old = tmp_path / "old"
     predictor.net.backbone.save_pretrained(old / "backbone")
     save_file({k: v.contiguous() for k, v in predictor.net.head.state_dict().items()}, old / "head.safetensors")
@@ -163,3 +214,13 @@ def test_predictor_saved_by_the_earlier_release_still_loads(cohort, tmp_path):
     with pytest.warns(FutureWarning, match="earlier predictor layout"):
         loaded = ef.models.MethylGPTPredictor.load(old)
     np.testing.assert_allclose(loaded.predict_values(adata), predictor.predict_values(adata), atol=1e-6)
+
+
+def test_head_stage_too_large_to_cache_is_skipped_with_a_warning(cohort, monkeypatch):
+    from epiformer.models.methylgpt import _finetuning
+
+    monkeypatch.setattr(_finetuning, "MAX_CACHE_BYTES", 1024)
+    adata = cohort.copy()
+    with pytest.warns(UserWarning, match=r"cache 0\.0 GiB .* 64 CpGs x 16.*skipped"):
+        predictor = ef.tl.finetune(adata, _model(list(adata.var_names)), target="age", max_epochs=1, progress=False)
+    assert set(predictor.history["stage"]) == {"backbone and head"}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import warnings
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
 import pandas as pd
+import torch
 
 from epiformer._files import atomic_path
 from epiformer._logging import logger
@@ -79,7 +81,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class HistoryCallback(L.Callback):
-    """Collects the epoch-level losses into a list of dicts (``epoch``, ``train_loss``, ``val_loss``)."""
+    """Collects the epoch-level losses into a list of dicts (``epoch``, ``train_loss``, ``val_loss``, ``lr``).
+
+    ``lr`` is the learning rate of the first optimiser's first parameter group at the end of the epoch.
+    """
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
@@ -90,6 +95,8 @@ class HistoryCallback(L.Callback):
         for key in ("train_loss", "val_loss"):
             if key in metrics:
                 row[key] = float(metrics[key])
+        if trainer.optimizers:
+            row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
         self.rows.append(row)
         logger.debug("epoch %d: %s", trainer.current_epoch, row)
 
@@ -110,6 +117,49 @@ class BestWeights(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.state is not None:
             pl_module.load_state_dict(self.state)
+
+
+def training_progress(trainer: L.Trainer) -> float:
+    """How much of its run `trainer` has done, in [0, 1]: the larger of its share of steps and of `max_time`.
+
+    The step share counts against ``trainer.estimated_stepping_batches`` (none without an epoch or step limit);
+    the time share against the :class:`~lightning.pytorch.callbacks.Timer` that ``Trainer(max_time=...)`` installs,
+    whose elapsed time a resumed run restores from its checkpoint.
+    """
+    from lightning.pytorch.callbacks import Timer
+
+    shares = [0.0]
+    total = trainer.estimated_stepping_batches
+    if math.isfinite(total) and total > 0:
+        shares.append(trainer.global_step / total)
+    for timer in (c for c in trainer.callbacks if isinstance(c, Timer)):
+        elapsed = timer.time_elapsed("train")
+        budget = elapsed + (timer.time_remaining("train") or 0.0)
+        if budget > 0:
+            shares.append(elapsed / budget)
+    return min(1.0, max(shares))
+
+
+def warmup_cosine(module: L.LightningModule, optimizer: Any, *, warmup: float, floor: float = 0.01) -> dict:
+    """A learning-rate schedule fitted to `module`'s run: linear warm-up, then cosine decay to `floor` x the rate.
+
+    The rate is set every step from the share of the run done (:func:`training_progress` of the module's
+    trainer; 0 before one is attached), so the schedule spans the run whether an epoch count or a wall-clock
+    budget ends it: a rise from `floor` over the first `warmup` of the run, then the decay over the rest.
+    Returns Lightning's ``configure_optimizers`` dict.
+    """
+
+    def factor(step: int) -> float:
+        try:
+            done = training_progress(module.trainer)
+        except RuntimeError:  # not attached to a trainer
+            done = 0.0
+        if done < warmup:
+            return floor + (1 - floor) * done / warmup
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (done - warmup) / (1 - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 def fit(
@@ -165,10 +215,10 @@ def fit(
 
     Returns
     -------
-    One row per epoch: ``epoch``, ``train_loss`` and, with validation, ``val_loss``. The module ends on the device
+    One row per epoch: ``epoch``, ``train_loss``, with validation ``val_loss``, and the learning rate ``lr``
+    at the epoch's end. The module ends on the device
     it started on, in evaluation mode.
     """
-    import torch
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     if precision is None:

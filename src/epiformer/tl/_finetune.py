@@ -43,14 +43,18 @@ def finetune(
     *,
     target: str,
     task: Task | Literal["auto"] = "auto",
-    head: Literal["linear", "mlp", "resnet1d"] = "mlp",
+    head: Literal["linear", "mlp", "resnet1d"] = "resnet1d",
+    readout: Literal["cls", "mean", "cls+mean"] = "cls+mean",
+    standardize: bool = True,
     layer: str | None = None,
     var_key: str | None = None,
     mod: str | None = None,
     split_key: str = Key.obs.split,
     val_size: float = 0.2,
     missing: Literal["mask", "legacy"] = "mask",
+    head_epochs: int = 200,
     max_epochs: int = 30,
+    cpgs_per_step: int | None = 128,
     batch_size: int = 16,
     lr_backbone: float = 1e-4,
     lr_head: float = 1e-3,
@@ -66,10 +70,13 @@ def finetune(
 ) -> MethylGPTPredictor:
     """Fine-tune a pretrained MethylGPT with a prediction head on a sample trait (age, disease, tissue).
 
-    Follows the authors' fine-tuning: a regression target is min-max scaled to [0, 1] on the training samples
-    and predicted through a sigmoid with an MSE loss (classification: cross-entropy); Adam with one learning
-    rate for the backbone and another for the head; gradients clipped at 1.0; the weights of the epoch with the
-    lowest validation loss are kept (early stopping on it). Training goes through a Lightning
+    As the authors, a regression target is min-max scaled to [0, 1] on the training samples and predicted
+    through a sigmoid with an MSE loss (classification: cross-entropy). Training runs in two stages: the head
+    alone on the features the frozen backbone computes once (`head_epochs`; cheap, so small cohorts get many
+    epochs), then backbone and head together (`max_epochs`), with Adam at one learning rate for the backbone
+    and another for the head, a warm-up and cosine decay, random CpG subsets per step (`cpgs_per_step`) and
+    gradients clipped at 1.0. Each stage stops early on the validation loss, and the weights with the lowest
+    one over both stages are kept. Training goes through a Lightning
     :class:`~lightning.pytorch.Trainer` (bf16 mixed precision on CUDA by default). `model` is left unchanged:
     the predictor trains a copy.
 
@@ -83,8 +90,14 @@ def finetune(
     task
         ``"regression"``, ``"classification"`` or ``"auto"`` (numeric columns are regression).
     head
-        ``"linear"`` or ``"mlp"`` on the ``<cls>`` embedding, or ``"resnet1d"``, the authors' age head over the
-        per-CpG outputs.
+        ``"linear"`` or ``"mlp"`` on a sample embedding (see `readout`), or ``"resnet1d"``, the authors' age head
+        over the per-CpG outputs.
+    readout
+        What a ``linear`` or ``mlp`` head reads: the ``<cls>`` output (published), the mean output of the
+        observed CpGs, or both side by side (``"cls+mean"``, twice the width).
+    standardize
+        A ``linear`` or ``mlp`` head first standardises its input with the mean and standard deviation of the
+        pretrained backbone's embeddings of the training samples (the published heads: `False`).
     {layer}
     var_key
         `var` column holding the probe IDs, if not `var_names`.
@@ -96,8 +109,18 @@ def finetune(
         Validation fraction when no validation samples are labelled.
     missing
         How missing CpGs enter the backbone: ``"mask"`` (not attended) or ``"legacy"`` (value -2, attended).
+    head_epochs
+        First train the head alone, for up to this many epochs, on the features the frozen backbone computes
+        once for every sample (each step then costs only the head); 0 skips this stage (published). The features
+        are held in memory: ``resnet1d`` holds samples x CpGs x `d_model` floats, and above 4 GiB the stage is
+        skipped with a warning.
     max_epochs, batch_size
-        Training length and samples per step (the authors used 16).
+        Longest run of backbone and head together (after the head's stage), and samples per step (the authors
+        used 16).
+    cpgs_per_step
+        While backbone and head train together, each step reads a random subset of this many CpGs (drawn afresh
+        for every batch, as in :func:`epiformer.tl.pretrain`); validation and prediction read all of them.
+        `None` (published), and always with ``head="resnet1d"``: every CpG in every step.
     lr_backbone, lr_head
         Adam learning rates of the backbone and of the head (published: 1e-4 and 1e-3).
     weight_decay
@@ -105,11 +128,11 @@ def finetune(
     early_stopping_patience
         Epochs without a lower validation loss before stopping; `None` trains `max_epochs`.
     freeze_backbone
-        Train the head only.
+        Train the head only (the head stage alone).
     accelerator, devices, precision
         Passed to :class:`lightning.pytorch.Trainer`; `precision` `None` means ``"bf16-mixed"`` on CUDA, else 32-bit.
     max_time
-        Wall-clock budget in seconds; training stops when it is spent.
+        Wall-clock budget in seconds for both stages; training stops when it is spent.
     {random_state}
     progress
         Show Lightning's progress bar.
@@ -129,6 +152,15 @@ def finetune(
         if not 0 < val_size < 1:
             msg = f"`val_size` must be in (0, 1), got {val_size!r}."
             raise ValueError(msg)
+        if readout not in methylgpt.READOUTS:
+            msg = f"`readout` must be one of {methylgpt.READOUTS}, got {readout!r}."
+            raise ValueError(msg)
+        if head_epochs < 0 or max_epochs < 0 or (cpgs_per_step is not None and cpgs_per_step < 1):
+            msg = (
+                "`head_epochs` and `max_epochs` must be non-negative and `cpgs_per_step` positive or None, got "
+                f"{head_epochs!r}, {max_epochs!r} and {cpgs_per_step!r}."
+            )
+            raise ValueError(msg)
         adata = select_modality(data, mod, default=Key.mod.methyl)
         spec = resolve_target(adata, target, task=task)
         inputs = methylgpt.prepare_inputs(adata, model, layer=layer, var_key=var_key)
@@ -140,8 +172,12 @@ def finetune(
             train=train,
             val=val,
             head=head,
+            readout=readout,
+            standardize=standardize,
             missing=missing,
             freeze_backbone=freeze_backbone,
+            head_epochs=head_epochs,
+            cpgs_per_step=cpgs_per_step,
             batch_size=batch_size,
             lr_backbone=lr_backbone,
             lr_head=lr_head,

@@ -16,7 +16,7 @@ from ._engine import (
     received_attention,
 )
 from ._finetuning import finetune
-from ._heads import HEADS
+from ._heads import HEADS, READOUTS
 from ._module import MethylGPT
 from ._predictor import MethylGPTPredictor
 from ._pretraining import most_variable, new_model, open_data, pretrain
@@ -24,6 +24,7 @@ from ._vocab import MethylGPTVocab
 
 __all__ = [
     "HEADS",
+    "READOUTS",
     "MASK_VALUE",
     "MISSING_VALUE",
     "MethylGPT",

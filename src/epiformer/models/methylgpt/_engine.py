@@ -20,6 +20,7 @@ from epiformer._utils import get_matrix, progress_bar, read_columns, select_moda
 from epiformer._validation import check_betas, warn_all_missing_rows
 from epiformer.models._base import check_model, on_device
 from epiformer.models.methylgpt._config import check_missing_mode
+from epiformer.models.methylgpt._heads import sample_embeddings
 from epiformer.models.methylgpt._module import MethylGPT
 
 #: Rows read from the data matrix at a time.
@@ -151,24 +152,6 @@ def provenance(model: MethylGPT, inputs: ModelInputs, **params: Any) -> dict[str
         **inputs.coverage,
         **params,
     }
-
-
-def sample_embeddings(
-    model: MethylGPT, ids: torch.Tensor, values: torch.Tensor, kpm: torch.Tensor | None, *, readout: str
-) -> torch.Tensor:
-    """Sample embeddings ``(batch, d_model)``: the ``<cls>`` output, or the mean output of the observed CpGs.
-
-    Observed CpG tokens are those with a beta value (not missing, not padding); a sample without any gets zeros
-    from ``"mean"``.
-    """
-    if readout == "cls":
-        return model.encode(ids, values, key_padding_mask=kpm, cls_only=True)
-    hidden = model.encode(ids, values, key_padding_mask=kpm)[:, 1:]
-    observed = values[:, 1:] >= 0
-    if kpm is not None:
-        observed &= ~kpm[:, 1:]
-    weights = observed.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
 
 
 def embed(

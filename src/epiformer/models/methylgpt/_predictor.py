@@ -99,7 +99,13 @@ class MethylGPTPredictor(Predictor):
 
     def describe(self) -> dict:
         """Settings recorded next to the predictions."""
-        return {**super().describe(), "head": self.net.head_name, "n_features": len(self.features)}
+        return {
+            **super().describe(),
+            "head": self.net.head_name,
+            "readout": self.net.readout,
+            "standardize": self.net.standardize,
+            "n_features": len(self.features),
+        }
 
     def save(self, directory: str | PathLike, *, overwrite: bool = False) -> Path:
         """Write the head (``model.safetensors``), its ``config.json`` and the backbone (``backbone/``); no pickle.
@@ -122,6 +128,8 @@ class MethylGPTPredictor(Predictor):
             "features": self.features,
             "scale": list(self.scale) if self.scale else None,
             "head": self.net.head_name,
+            "readout": self.net.readout,
+            "standardize": self.net.standardize,
             "missing": self.net.missing,
         }
         directory = save_folder(
@@ -155,7 +163,16 @@ class MethylGPTPredictor(Predictor):
         backbone = MethylGPT.from_pretrained(Path(directory) / BACKBONE)
         regression = config["task"] == "regression"
         n_out = 1 if regression else len(config["classes"])
-        net = FinetuneNet(backbone, head=config["head"], n_out=n_out, regression=regression, missing=config["missing"])
+        net = FinetuneNet(
+            backbone,
+            head=config["head"],
+            n_out=n_out,
+            regression=regression,
+            missing=config["missing"],
+            # predictors saved before these options read <cls>, unstandardised
+            readout=config.get("readout", "cls"),
+            standardize=config.get("standardize", False),
+        )
         net.head.load_state_dict(tensors, strict=True)
         net.eval()
         return cls(

@@ -14,7 +14,7 @@ from anndata import AnnData
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from epiformer._lightning import L, fit
+from epiformer._lightning import L, fit, warmup_cosine
 from epiformer._utils import read_columns, split_rows
 from epiformer._validation import check_unique
 from epiformer.models.methylgpt._engine import ModelInputs, check_methylgpt, prepare_inputs, provenance
@@ -80,7 +80,9 @@ class PretrainModule(L.LightningModule):
     each batch, so a resumed run repeats an uninterrupted one exactly. During the first `warmup_epochs` epochs,
     training batches cover only the input columns `warmup_columns`; after that, with `cpgs_per_step`, each
     training batch covers a random subset of that many CpGs (drawn from the same generator). Validation always
-    covers every CpG. Adam (epsilon `adam_eps`) with ``StepLR(1 epoch, gamma=lr_gamma)`` (published: 0.9).
+    covers every CpG. Adam (epsilon `adam_eps`); `lr_schedule` ``"cosine"``: a warm-up over the first `lr_warmup`
+    of the run and a cosine decay fitted to the run's length or time budget (:func:`epiformer._lightning.warmup_cosine`),
+    ``"step"`` (published): ``StepLR(1 epoch, gamma=lr_gamma)``.
     """
 
     def __init__(
@@ -92,6 +94,8 @@ class PretrainModule(L.LightningModule):
         val: BetaRows,
         mask_ratio: float,
         lr: float,
+        lr_schedule: str,
+        lr_warmup: float,
         lr_gamma: float,
         batch_size: int,
         num_workers: int,
@@ -107,6 +111,7 @@ class PretrainModule(L.LightningModule):
         self.register_buffer("cpg_ids", cpg_ids, persistent=False)
         self.train_rows, self.val_rows = train, val
         self.mask_ratio, self.lr, self.lr_gamma, self.batch_size = mask_ratio, lr, lr_gamma, batch_size
+        self.lr_schedule, self.lr_warmup = lr_schedule, lr_warmup
         self.num_workers, self.seed, self.cpgs_per_step = num_workers, seed, cpgs_per_step
         self.adam_eps, self.warmup_epochs, self.mvc_weight = adam_eps, warmup_epochs, mvc_weight
         self.register_buffer("warmup_columns", warmup_columns, persistent=False)
@@ -192,6 +197,8 @@ class PretrainModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, eps=self.adam_eps)
+        if self.lr_schedule == "cosine":
+            return warmup_cosine(self, optimizer, warmup=self.lr_warmup)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=self.lr_gamma)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
