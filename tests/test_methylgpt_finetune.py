@@ -221,6 +221,6 @@ def test_head_stage_too_large_to_cache_is_skipped_with_a_warning(cohort, monkeyp
 
     monkeypatch.setattr(_finetuning, "MAX_CACHE_BYTES", 1024)
     adata = cohort.copy()
-    with pytest.warns(UserWarning, match=r"cache 0\.0 GiB .* 64 CpGs x 16.*skipped"):
+    with pytest.warns(UserWarning, match=r"cache 0\.0 GiB .* x 1024 values\).*skipped"):
         predictor = ef.tl.finetune(adata, _model(list(adata.var_names)), target="age", max_epochs=1, progress=False)
     assert set(predictor.history["stage"]) == {"backbone and head"}

@@ -92,6 +92,7 @@ def test_a_time_budget_ends_the_schedule_with_it(cohort):
     model = ef.tl.pretrain(cohort.copy(), max_time=4, lr=1e-3, **SMALL)
     lr = model.history["lr"].to_numpy()
     assert len(lr) >= 4  # epochs of 5 steps take well under a second each
+    assert lr.max() > 0.5e-3  # past the warm-up, near the peak: the time share moved the schedule
     assert lr[-1] < 0.1 * lr.max() and (np.diff(lr[lr.argmax() :]) <= 0).all()
 
 

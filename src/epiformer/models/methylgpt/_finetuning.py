@@ -20,7 +20,7 @@ from epiformer.models.methylgpt._engine import ModelInputs, read_all
 from epiformer.models.methylgpt._heads import FinetuneNet, Head, Readout, head_outputs
 from epiformer.models.methylgpt._module import MethylGPT
 from epiformer.models.methylgpt._predictor import MethylGPTPredictor
-from epiformer.models.methylgpt._pretraining import seed_of
+from epiformer.models.methylgpt._pretraining import random_cpgs, seed_of
 
 #: The most memory the head stage may use to cache the backbone's features.
 MAX_CACHE_BYTES = 4 * 2**30
@@ -87,12 +87,9 @@ class FinetuneModule(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         betas, y = batch
-        cpg_ids = self.cpg_ids
-        if self.cpgs_per_step is not None and not self.net.per_cpg and self.cpgs_per_step < betas.shape[1]:
-            generator = torch.Generator().manual_seed(seed_of(self.seed, 4, self.current_epoch, batch_idx))
-            columns = torch.randperm(betas.shape[1], generator=generator)[: self.cpgs_per_step].sort().values
-            columns = columns.to(betas.device)
-            betas, cpg_ids = betas[:, columns], cpg_ids[columns]
+        generator = torch.Generator().manual_seed(seed_of(self.seed, 4, self.current_epoch, batch_idx))
+        n = None if self.net.per_cpg else self.cpgs_per_step
+        betas, cpg_ids = random_cpgs(betas, self.cpg_ids, n, generator)
         loss = self._loss(betas, y, cpg_ids)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(betas))
         return loss
@@ -181,21 +178,20 @@ def finetune(
 
     stages, best = [], (float("inf"), None)
     device = "cpu" if fit_options.get("accelerator") == "cpu" else "auto"
-    cache = 4 * (len(train) + len(val)) * model.d_model * (len(cpg_ids) if net.per_cpg else 2)
+    per_sample = len(cpg_ids) * model.d_model if net.per_cpg else net.width
+    cache = 4 * (len(train) + len(val)) * per_sample
     if head_epochs > 0 and cache > MAX_CACHE_BYTES:
         warn(
             f"The head stage would cache {cache / 2**30:.1f} GiB of backbone features ({len(train) + len(val)} "
-            f"samples x {len(cpg_ids)} CpGs x {model.d_model}), more than {MAX_CACHE_BYTES / 2**30:g} GiB: it is "
+            f"samples x {per_sample} values), more than {MAX_CACHE_BYTES / 2**30:g} GiB: it is "
             "skipped, and backbone and head train together from the start. Pass head='mlp' (it caches one "
             "embedding per sample) or head_epochs=0 to silence this.",
             UserWarning,
         )
         head_epochs = 0
     if head_epochs > 0 or net.standardize:
-        features = {
-            k: cached_features(net, betas[r], cpg_ids, batch_size=256, device=device)
-            for k, r in (("train", train), ("val", val))
-        }
+        needed = (("train", train), ("val", val)) if head_epochs > 0 else (("train", train),)
+        features = {k: cached_features(net, betas[r], cpg_ids, batch_size=256, device=device) for k, r in needed}
         net.fit_standardize(features["train"])
     if head_epochs > 0 and left() != 0.0:
         history = fit(

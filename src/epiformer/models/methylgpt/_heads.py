@@ -166,9 +166,10 @@ class FinetuneNet(nn.Module):
         self.backbone = backbone
         self.head_name = head
         self.readout = readout
-        width = backbone.d_model * (2 if readout == "cls+mean" else 1)
-        self.standardize = standardize and head != "resnet1d"
-        self.head = make_head(head, backbone.d_model, n_out, width=width, standardize=self.standardize)
+        self.width = backbone.d_model * (2 if readout == "cls+mean" else 1)
+        """Width of the sample embedding a ``linear`` or ``mlp`` head reads."""
+        self.standardize = standardize and not self.per_cpg
+        self.head = make_head(head, backbone.d_model, n_out, width=self.width, standardize=self.standardize)
         self.regression = regression
         self.missing = missing
 

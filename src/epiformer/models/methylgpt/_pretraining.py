@@ -28,6 +28,17 @@ def seed_of(*parts: int) -> int:
     return int(words.view(np.uint64)[0]) >> 1
 
 
+def random_cpgs(betas: Tensor, cpg_ids: Tensor, n: int | None, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """`n` random columns of `betas` (in input order) and their CpG ids, drawn from `generator`.
+
+    All of them when `n` is `None` or not fewer than the columns.
+    """
+    if n is None or n >= betas.shape[1]:
+        return betas, cpg_ids
+    columns = torch.randperm(betas.shape[1], generator=generator)[:n].sort().values.to(betas.device)
+    return betas[:, columns], cpg_ids[columns]
+
+
 class BetaRows(Dataset):
     """Rows of betas over the model's CpGs, from memory or read lazily from a backed ``.h5ad`` file.
 
@@ -182,10 +193,8 @@ class PretrainModule(L.LightningModule):
         cpg_ids = self.cpg_ids
         if self.warmup_columns is not None and self.current_epoch < self.warmup_epochs:
             batch, cpg_ids = batch[:, self.warmup_columns], cpg_ids[self.warmup_columns]
-        elif self.cpgs_per_step is not None and self.cpgs_per_step < batch.shape[1]:
-            columns = torch.randperm(batch.shape[1], generator=generator)[: self.cpgs_per_step].sort().values
-            columns = columns.to(batch.device)
-            batch, cpg_ids = batch[:, columns], cpg_ids[columns]
+        else:
+            batch, cpg_ids = random_cpgs(batch, cpg_ids, self.cpgs_per_step, generator)
         loss = self.masked_loss(batch, self.draw_mask(~torch.isnan(batch), generator), cpg_ids)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
         return loss
