@@ -118,13 +118,13 @@ def test_two_learning_rates_and_frozen_backbone(cohort):
 def test_head_stage_standardised_features_and_cpg_subsets(cohort, monkeypatch, tmp_path):
     """The head first trains alone on standardised cached features, then with the backbone on CpG subsets."""
     seen = []
-    original = FinetuneModule._loss
+    original = FinetuneNet.forward
 
-    def spy(self, betas, y, cpg_ids):
+    def spy(self, betas, cpg_ids):
         seen.append((self.training, betas.shape[1], len(cpg_ids)))
-        return original(self, betas, y, cpg_ids)
+        return original(self, betas, cpg_ids)
 
-    monkeypatch.setattr(FinetuneModule, "_loss", spy)
+    monkeypatch.setattr(FinetuneNet, "forward", spy)
     adata = cohort.copy()
     model = _model(list(adata.var_names))
     predictor = ef.tl.finetune(

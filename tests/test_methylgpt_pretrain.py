@@ -78,13 +78,16 @@ def test_cosine_schedule_warms_up_then_decays_to_the_end_of_the_run(cohort):
 
 
 def test_without_a_length_or_budget_a_run_has_the_default_epochs(cohort, monkeypatch):
-    from epiformer.tl import _pretrain
+    from epiformer.models.methylgpt import _pretraining
 
-    monkeypatch.setattr(_pretrain, "DEFAULT_EPOCHS", 2)
+    assert _pretraining.default_epochs(1_000) == 400 and _pretraining.default_epochs(20_000) == 400
+    assert _pretraining.default_epochs(160_000) == 50 and _pretraining.default_epochs(10**8) == 1
+    monkeypatch.setattr(_pretraining, "DEFAULT_SAMPLE_PASSES", 2 * 72)  # 72 training samples: 2 epochs
     adata = cohort.copy()
     model = ef.tl.pretrain(adata, **SMALL)
-    assert len(model.history) == 2 and adata.uns["methylgpt_pretrain"]["params"]["max_epochs"] == 2
-    assert adata.uns["methylgpt_pretrain"]["params"]["cpgs_per_step"] == 128  # the default, all 48 CpGs here
+    params = adata.uns["methylgpt_pretrain"]["params"]
+    assert len(model.history) == 2 and params["max_epochs"] == 2 and params["n_train"] == 72
+    assert params["cpgs_per_step"] == 200 and params["lr"] == 3e-3  # the defaults (all 48 CpGs here)
 
 
 def test_a_time_budget_ends_the_schedule_with_it(cohort):
@@ -306,7 +309,7 @@ def test_pretrained_imputation_beats_mean_and_knn():
     """With every setting at its default, MethylGPT imputes a synthetic cohort better than KNNImputer.
 
     1,200 samples x 1,000 CpGs; 30 % of the observed values of 200 held-out samples hidden and imputed by a model
-    pretrained from fresh weights on the other 1,000 (the default run: 100 epochs of 128-CpG steps).
+    pretrained from fresh weights on the other 1,000 (the default run: 400 epochs of 200-CpG steps of a 2-layer model).
     """
     from sklearn.impute import KNNImputer
 

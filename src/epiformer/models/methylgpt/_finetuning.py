@@ -33,7 +33,24 @@ def loss_of(out: Tensor, y: Tensor, *, regression: bool) -> Tensor:
     return nn.functional.cross_entropy(out, y.long())
 
 
-class HeadModule(L.LightningModule):
+class SupervisedModule(L.LightningModule):
+    """The steps both fine-tuning stages share: `train_loss` and `val_loss` of :meth:`batch_loss`, per epoch."""
+
+    def batch_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int, *, training: bool) -> Tensor:
+        """The loss of one ``(inputs, targets)`` batch."""
+        raise NotImplementedError
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss = self.batch_loss(batch, batch_idx, training=True)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        loss = self.batch_loss(batch, batch_idx, training=False)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
+
+
+class HeadModule(SupervisedModule):
     """Lightning wrapper training only a head, on features the frozen backbone computed once."""
 
     def __init__(self, head: nn.Module, *, regression: bool, lr: float, weight_decay: float) -> None:
@@ -41,23 +58,15 @@ class HeadModule(L.LightningModule):
         self.head, self.regression = head, regression
         self.lr, self.weight_decay = lr, weight_decay
 
-    def _loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+    def batch_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int, *, training: bool) -> Tensor:
         features, y = batch
         return loss_of(head_outputs(self.head, features, regression=self.regression), y, regression=self.regression)
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss = self._loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
-        return loss
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self.log("val_loss", self._loss(batch), on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.head.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
 
-class FinetuneModule(L.LightningModule):
+class FinetuneModule(SupervisedModule):
     """Lightning wrapper training backbone and head together: Adam with two learning rates, warm-up and cosine decay.
 
     With `cpgs_per_step`, each training batch reads a random subset of that many CpGs (seeded by `seed`, epoch and
@@ -82,21 +91,13 @@ class FinetuneModule(L.LightningModule):
         self.lr_backbone, self.lr_head, self.weight_decay = lr_backbone, lr_head, weight_decay
         self.cpgs_per_step, self.seed = cpgs_per_step, seed
 
-    def _loss(self, betas: Tensor, y: Tensor, cpg_ids: Tensor) -> Tensor:
+    def batch_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int, *, training: bool) -> Tensor:
+        betas, y = batch
+        cpg_ids = self.cpg_ids
+        if training:
+            generator = torch.Generator().manual_seed(seed_of(self.seed, 4, self.current_epoch, batch_idx))
+            betas, cpg_ids = random_cpgs(betas, cpg_ids, None if self.net.per_cpg else self.cpgs_per_step, generator)
         return loss_of(self.net(betas, cpg_ids), y, regression=self.net.regression)
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        betas, y = batch
-        generator = torch.Generator().manual_seed(seed_of(self.seed, 4, self.current_epoch, batch_idx))
-        n = None if self.net.per_cpg else self.cpgs_per_step
-        betas, cpg_ids = random_cpgs(betas, self.cpg_ids, n, generator)
-        loss = self._loss(betas, y, cpg_ids)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(betas))
-        return loss
-
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        betas, y = batch
-        self.log("val_loss", self._loss(betas, y, self.cpg_ids), on_epoch=True, prog_bar=True, batch_size=len(betas))
 
     def configure_optimizers(self) -> dict:
         optimizer = torch.optim.Adam(
@@ -178,17 +179,7 @@ def finetune(
 
     stages, best = [], (float("inf"), None)
     device = "cpu" if fit_options.get("accelerator") == "cpu" else "auto"
-    per_sample = len(cpg_ids) * model.d_model if net.per_cpg else net.width
-    cache = 4 * (len(train) + len(val)) * per_sample
-    if head_epochs > 0 and cache > MAX_CACHE_BYTES:
-        warn(
-            f"The head stage would cache {cache / 2**30:.1f} GiB of backbone features ({len(train) + len(val)} "
-            f"samples x {per_sample} values), more than {MAX_CACHE_BYTES / 2**30:g} GiB: it is "
-            "skipped, and backbone and head train together from the start. Pass head='mlp' (it caches one "
-            "embedding per sample) or head_epochs=0 to silence this.",
-            UserWarning,
-        )
-        head_epochs = 0
+    head_epochs = affordable_head_epochs(net, head_epochs, n_samples=len(train) + len(val), n_cpgs=len(cpg_ids))
     if head_epochs > 0 or net.standardize:
         needed = (("train", train), ("val", val)) if head_epochs > 0 else (("train", train),)
         features = {k: cached_features(net, betas[r], cpg_ids, batch_size=256, device=device) for k, r in needed}
@@ -249,6 +240,22 @@ def finetune(
         scale=y["scale"],
         history=history,
     )
+
+
+def affordable_head_epochs(net: FinetuneNet, head_epochs: int, *, n_samples: int, n_cpgs: int) -> int:
+    """`head_epochs`, or 0 (warned) when the head stage would cache more than `MAX_CACHE_BYTES` of features."""
+    per_sample = n_cpgs * net.backbone.d_model if net.per_cpg else net.width
+    cache = 4 * n_samples * per_sample
+    if head_epochs == 0 or cache <= MAX_CACHE_BYTES:
+        return head_epochs
+    warn(
+        f"The head stage would cache {cache / 2**30:.1f} GiB of backbone features ({n_samples} samples x "
+        f"{per_sample} values), more than {MAX_CACHE_BYTES / 2**30:g} GiB: it is skipped, and backbone and head "
+        "train together from the start. Pass head='mlp' (it caches one embedding per sample) or head_epochs=0 to "
+        "silence this.",
+        UserWarning,
+    )
+    return 0
 
 
 def targets(spec: Target, *, train: np.ndarray, val: np.ndarray) -> dict[str, Any]:

@@ -21,6 +21,18 @@ from epiformer.models.methylgpt._engine import ModelInputs, check_methylgpt, pre
 from epiformer.models.methylgpt._module import MethylGPT
 from epiformer.models.methylgpt._vocab import MethylGPTVocab
 
+#: Sample passes of a default run (scvi-tools' epoch heuristic: 400 epochs of 20,000 samples), and its cap.
+DEFAULT_SAMPLE_PASSES, MAX_DEFAULT_EPOCHS = 8_000_000, 400
+
+
+def default_epochs(n_train: int) -> int:
+    """Epochs of a run given neither an epoch count nor a time budget.
+
+    400 up to 20,000 training samples, fewer above (as scvi-tools' models choose), so a small cohort gets steps
+    enough and a large one no more passes than it needs.
+    """
+    return max(1, min(MAX_DEFAULT_EPOCHS, round(DEFAULT_SAMPLE_PASSES / max(n_train, 1))))
+
 
 def seed_of(*parts: int) -> int:
     """A 63-bit seed mixing integers (seed, epoch, batch, rank, ...), stable across runs and processes."""
@@ -275,11 +287,14 @@ def pretrain(
     ckpt_dir: str | PathLike | None,
     resume: str | PathLike | None,
     module_options: dict[str, Any],
+    max_epochs: int | None,
+    max_time: float | None,
     **fit_options: Any,
 ) -> dict[str, Any]:
     """Masked value modelling of `model` (in place) on the rows of `data` (read from `path` when backed).
 
-    Returns the provenance of the run (checkpoint, coverage, split sizes, world size); `model.history` is set.
+    `max_epochs` `None`: until `max_time` is spent when it is given, else :func:`default_epochs`. Returns the
+    provenance of the run (checkpoint, coverage, split sizes, world size); `model.history` is set.
     """
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -295,6 +310,8 @@ def pretrain(
         name: BetaRows(r, inputs.in_data, matrix=matrix, path=path, layer=layer)
         for name, r in (("train", train_rows), ("val", val_rows))
     }
+    if max_epochs is None:
+        max_epochs = -1 if max_time is not None else default_epochs(len(train_rows))
     warmup = None if warmup_cpgs is None else torch.as_tensor(most_variable(inputs, train_rows, warmup_cpgs))
     module = PretrainModule(
         model,
@@ -320,6 +337,8 @@ def pretrain(
         ckpt_path=None if resume is None else str(resume),
         gradient_clip_val=1.0,
         use_distributed_sampler=False,  # the module shards the samples itself, seeded per epoch
+        max_epochs=max_epochs,
+        max_time=max_time,
         **fit_options,
     )
     return provenance(
@@ -332,6 +351,6 @@ def pretrain(
         random_state=random_state,
         n_train=len(train_rows),
         n_val=len(val_rows),
-        max_epochs=fit_options.get("max_epochs"),
+        max_epochs=max_epochs,
         world_size=module.trainer.world_size,
     )
