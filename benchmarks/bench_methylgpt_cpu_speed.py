@@ -1,8 +1,8 @@
 """MethylGPT pretraining steps on the CPU: float32 eager beside bf16 autocast and ``torch.compile``, tokens per second.
 
 The job: the training step ``ef.tl.pretrain`` runs with its defaults (a new model of the published layers, d_model
-64, 2 layers, 4 heads, no dropout; a batch of 32 samples x 200 CpGs, 30 % masked, MLM + MVC loss, backward, Adam
-step), on seeded betas, and the same step of the authors' "tiny" shape (6 layers, dropout 0.1) for comparison.
+64, 2 layers, 4 heads, no dropout; a batch of 32 samples x 200 CpGs, 30 % masked, MLM + MVC loss, backward, an
+Adam step at a fixed 1e-3), on seeded betas, and the same step of the authors' "tiny" shape (6 layers, dropout 0.1) for comparison.
 Each variant runs `--steps` steps after `--warmup` untimed ones (compilation happens there), in the same process
 and thread count, and the mean loss of its timed steps is printed beside its speed, so a variant that changes the
 loss curve shows it. bf16 autocast pays off only on CPUs with native bf16 (AVX512-BF16 or AMX); elsewhere it is

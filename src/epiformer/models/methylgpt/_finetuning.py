@@ -36,17 +36,17 @@ def loss_of(out: Tensor, y: Tensor, *, regression: bool) -> Tensor:
 class SupervisedModule(L.LightningModule):
     """The steps both fine-tuning stages share: `train_loss` and `val_loss` of :meth:`batch_loss`, per epoch."""
 
-    def batch_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int, *, training: bool) -> Tensor:
-        """The loss of one ``(inputs, targets)`` batch."""
+    def batch_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """The loss of one ``(inputs, targets)`` batch (`self.training` tells a training batch from a validation one)."""
         raise NotImplementedError
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        loss = self.batch_loss(batch, batch_idx, training=True)
+        loss = self.batch_loss(batch, batch_idx)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        loss = self.batch_loss(batch, batch_idx, training=False)
+        loss = self.batch_loss(batch, batch_idx)
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
 
 
@@ -58,7 +58,7 @@ class HeadModule(SupervisedModule):
         self.head, self.regression = head, regression
         self.lr, self.weight_decay = lr, weight_decay
 
-    def batch_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int, *, training: bool) -> Tensor:
+    def batch_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         features, y = batch
         return loss_of(head_outputs(self.head, features, regression=self.regression), y, regression=self.regression)
 
@@ -91,10 +91,10 @@ class FinetuneModule(SupervisedModule):
         self.lr_backbone, self.lr_head, self.weight_decay = lr_backbone, lr_head, weight_decay
         self.cpgs_per_step, self.seed = cpgs_per_step, seed
 
-    def batch_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int, *, training: bool) -> Tensor:
+    def batch_loss(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         betas, y = batch
         cpg_ids = self.cpg_ids
-        if training:
+        if self.training:
             generator = torch.Generator().manual_seed(seed_of(self.seed, 4, self.current_epoch, batch_idx))
             betas, cpg_ids = random_cpgs(betas, cpg_ids, None if self.net.per_cpg else self.cpgs_per_step, generator)
         return loss_of(self.net(betas, cpg_ids), y, regression=self.net.regression)

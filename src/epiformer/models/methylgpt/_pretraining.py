@@ -31,7 +31,7 @@ def default_epochs(n_train: int) -> int:
     400 up to 20,000 training samples, fewer above (as scvi-tools' models choose), so a small cohort gets steps
     enough and a large one no more passes than it needs.
     """
-    return max(1, min(MAX_DEFAULT_EPOCHS, round(DEFAULT_SAMPLE_PASSES / max(n_train, 1))))
+    return max(1, min(MAX_DEFAULT_EPOCHS, round(DEFAULT_SAMPLE_PASSES / n_train)))
 
 
 def seed_of(*parts: int) -> int:
