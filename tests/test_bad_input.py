@@ -251,6 +251,24 @@ def test_embed_on_cuda_without_cuda(refuses, tiny_model, betas):
     refuses(lambda: ef.tl.embed(betas, tiny_model, device="cuda"), (ValueError, RuntimeError), "(?i)cuda", betas)
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda betas, model: ef.tl.embed(betas, model, readout="max"), "`readout` must be 'cls' or 'mean', got 'max'"),
+        (
+            lambda betas, model: ef.tl.pretrain(betas, lr_schedule="linear"),
+            "`lr_schedule` must be 'cosine' or 'step', got 'linear'",
+        ),
+        (
+            lambda betas, model: ef.tl.finetune(betas, model, target="age", head="transformer"),
+            "`head` must be 'linear', 'mlp' or 'resnet1d', got 'transformer'",
+        ),
+    ],
+)
+def test_option_outside_its_choices(refuses, tiny_model, betas, call, message):
+    refuses(lambda: call(betas, tiny_model), ValueError, message, betas)
+
+
 def test_embed_none_of_the_model_cpgs(refuses, betas):
     model = MethylGPT(MethylGPTVocab.from_probes(["cg99999999"]), d_model=16, n_layers=1, n_heads=2)
     refuses(lambda: ef.tl.embed(betas, model), ValueError, "(?i)none of the model", betas)

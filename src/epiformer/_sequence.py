@@ -11,7 +11,7 @@ import pandas as pd
 
 from epiformer._constants import Key
 from epiformer._files import is_gzip, open_text, readable
-from epiformer._validation import first_items
+from epiformer._validation import check_choice, first_items
 
 #: Integer code of each base; anything else (N, IUPAC ambiguity codes) is 4.
 BASES = "ACGT"
@@ -178,9 +178,7 @@ def parse_regions(regions, *, coordinates: str | None = None) -> list[tuple[str,
 
     `coordinates` that contradicts a fixed convention raises a :class:`ValueError`.
     """
-    if coordinates is not None and coordinates not in COORDINATES:
-        msg = f"`coordinates` must be '0-based', '1-based' or None, got {coordinates!r}."
-        raise ValueError(msg)
+    check_choice(coordinates, (*COORDINATES, None), name="coordinates")
     shift = 0
     if _is_bed_path(regions):
         path = Path(regions.strip() if isinstance(regions, str) else regions)

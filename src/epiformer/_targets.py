@@ -10,6 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from epiformer._logging import warn
+from epiformer._validation import check_choice
 
 Task = Literal["regression", "classification"]
 
@@ -46,9 +47,7 @@ def resolve_target(adata: AnnData, target: str, *, task: Task | Literal["auto"] 
     if task == "auto":
         numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
         task = "regression" if numeric else "classification"
-    if task not in ("regression", "classification"):
-        msg = f"`task` must be 'auto', 'regression' or 'classification', got {task!r}."
-        raise ValueError(msg)
+    check_choice(task, ("regression", "classification"), name="task")
     present = column.notna().to_numpy()
     if not present.any():
         msg = f"`obs[{target!r}]` has no values."

@@ -18,6 +18,15 @@ def first_items(items: Sequence, n: int = 5) -> str:
     return shown + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
 
+def check_choice(value, choices: Sequence, *, name: str) -> None:
+    """Raise a :class:`ValueError` naming the option `name` and its `choices` unless `value` is one of them."""
+    if value not in choices:
+        options = [repr(c) for c in choices]
+        listed = options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"
+        msg = f"`{name}` must be {listed}, got {value!r}."
+        raise ValueError(msg)
+
+
 def refuse_sparse_betas(X, *, what: str = "the data") -> None:
     """Raise a :class:`TypeError` if `X` is sparse: its implicit zeros would read as values of 0, not as missing."""
     if sparse.issparse(X):

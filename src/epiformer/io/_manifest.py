@@ -13,7 +13,7 @@ import pandas as pd
 from epiformer._constants import Key
 from epiformer._files import is_gzip, open_text, readable
 from epiformer._sequence import normalize_chrom
-from epiformer._validation import first_items
+from epiformer._validation import check_choice, first_items
 
 from ._common import check_path
 
@@ -358,9 +358,7 @@ def read_manifest(path: str | Path, *, build: Build | None = None) -> pd.DataFra
         than `build`.
     """
     path = check_path(path)
-    if build not in (None, "hg19", "hg38"):
-        msg = f"`build` must be 'hg19', 'hg38' or None, got {build!r}."
-        raise ValueError(msg)
+    check_choice(build, ("hg19", "hg38", None), name="build")
     with readable(path, what="a manifest", hint=f" Accepted layouts: {LAYOUTS}."):
         if _layout(path, _head(path)) == "infinium":
             return _read_infinium(path, build)

@@ -22,7 +22,7 @@ from epiformer._files import atomic_path
 from epiformer._logging import timed, warn
 from epiformer._sequence import bin_frame, bin_range, normalize_chrom, parse_regions
 from epiformer._utils import get_matrix, layer_names, record_params, to_dense_float
-from epiformer._validation import first_items
+from epiformer._validation import check_choice, first_items
 
 PathLike = str | os.PathLike
 Stat = Literal["mean", "sum", "max", "min"]
@@ -509,12 +509,8 @@ def read_bigwig(
     """
     pyBigWig = _pybigwig()
     with timed("ef.io.read_bigwig") as written:
-        if stat not in ("mean", "sum", "max", "min"):
-            msg = f"`stat` must be 'mean', 'sum', 'max' or 'min', got {stat!r}."
-            raise ValueError(msg)
-        if transform not in ("log1p", None):
-            msg = f"`transform` must be 'log1p' or None, got {transform!r}."
-            raise ValueError(msg)
+        check_choice(stat, ("mean", "sum", "max", "min"), name="stat")
+        check_choice(transform, ("log1p", None), name="transform")
         if int(bin_size) != bin_size or bin_size < 1:
             msg = f"`bin_size` must be a positive integer, got {bin_size!r}."
             raise ValueError(msg)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from epiformer._constants import Key
 from epiformer._logging import warn
-from epiformer._validation import first_items
+from epiformer._validation import check_choice, first_items
 
 from ._common import check_path
 
@@ -66,9 +66,7 @@ def read_vcf(path: str | os.PathLike, *, indels: Indels = "raise") -> pd.DataFra
     The index is `id` where that is unique in the table, else ``chrom:pos:ref>alt`` (as for the alleles of
     one multi-allelic record). Pass it as ``variants=`` to :func:`epiformer.tl.variant_effect`.
     """
-    if indels not in ("raise", "drop"):
-        msg = f"`indels` must be 'raise' or 'drop', got {indels!r}."
-        raise ValueError(msg)
+    check_choice(indels, ("raise", "drop"), name="indels")
     path = check_path(path)
     try:
         import pysam

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from epiformer._constants import Key
+from epiformer._validation import check_choice
 from epiformer.pl._utils import axes_or_new
 
 if TYPE_CHECKING:
@@ -59,9 +60,7 @@ def dilution_curve(
     if metric not in table.columns:
         msg = f"`metric` must be one of {list(_LABELS)}, got {metric!r}."
         raise ValueError(msg)
-    if kind not in ("box", "line"):
-        msg = f"`kind` must be 'box' or 'line', got {kind!r}."
-        raise ValueError(msg)
+    check_choice(kind, ("box", "line"), name="kind")
     levels = sorted(table["retention"].unique(), reverse=True)
     groups = [table.loc[table["retention"] == r, metric].to_numpy(float) for r in levels]
     kept = [table.loc[table["retention"] == r, "n_genes_kept"].mean() for r in levels]

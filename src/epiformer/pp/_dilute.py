@@ -11,7 +11,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_layer, doc_mod, doc_params, doc_random_state
 from epiformer._logging import warn
 from epiformer._utils import as_generator, get_matrix, record_params, select_modality
-from epiformer._validation import check_nonnegative, check_raw_counts
+from epiformer._validation import check_choice, check_nonnegative, check_raw_counts
 
 DiluteMethod = Literal["hypergeometric", "multinomial", "legacy"]
 METHODS = ("hypergeometric", "multinomial", "legacy")
@@ -335,9 +335,7 @@ def dilute(
     `None` or, with ``copy=True``, the modified copy. Writes `layers[key_added]` (same dtype as the input)
     and `uns[key_added]['params']` (with ``hypergeometric``, also `uns[key_added]['n_below_retention']`).
     """
-    if method not in METHODS:
-        msg = f"`method` must be one of {', '.join(map(repr, METHODS))}, got {method!r}."
-        raise ValueError(msg)
+    check_choice(method, METHODS, name="method")
     if int(retention) != retention or retention < 1:
         msg = f"`retention` must be a positive integer, got {retention!r}."
         raise ValueError(msg)

@@ -15,7 +15,7 @@ from epiformer._docs import doc_copy, doc_mod, doc_params
 from epiformer._logging import warn
 from epiformer._sequence import normalize_chrom
 from epiformer._utils import output, record_params, select_modality
-from epiformer._validation import check_cpg_positions, first_items
+from epiformer._validation import check_choice, check_cpg_positions, first_items
 
 Encoding = Literal["signed_bp", "legacy_halving_2kb"]
 Anchor = Literal["tss", "gene_start"]
@@ -97,12 +97,8 @@ def cpg_gene_distances(
     `uns[key_added]`
         `params` and `genes`, the gene of each column.
     """
-    if encoding not in DEFAULT_WINDOW:
-        msg = f"`encoding` must be one of {list(DEFAULT_WINDOW)}, got {encoding!r}."
-        raise ValueError(msg)
-    if anchor not in ("tss", "gene_start"):
-        msg = f"`anchor` must be 'tss' or 'gene_start', got {anchor!r}."
-        raise ValueError(msg)
+    check_choice(encoding, tuple(DEFAULT_WINDOW), name="encoding")
+    check_choice(anchor, ("tss", "gene_start"), name="anchor")
     window = DEFAULT_WINDOW[encoding] if window is None else int(window)
     if window < 0 or (encoding == "legacy_halving_2kb" and window > LEGACY_MAX):
         msg = f"`window` must be non-negative (and at most {LEGACY_MAX:,} bp for the legacy code), got {window}."

@@ -25,7 +25,7 @@ from epiformer._constants import Key
 from epiformer._logging import warn
 from epiformer._sequence import bin_frame, bin_range, one_hot, parse_regions
 from epiformer._utils import record_params
-from epiformer._validation import check_unique, first_items
+from epiformer._validation import check_choice, check_unique, first_items
 from epiformer.io import Genome, HomerMotif, read_homer_motifs, read_motif_to_tf
 
 if TYPE_CHECKING:
@@ -207,9 +207,7 @@ class MotifScanner:
     ) -> None:
         import torch
 
-        if scoring not in ("jaspar", "homer"):
-            msg = f"`scoring` must be 'jaspar' or 'homer', got {scoring!r}."
-            raise ValueError(msg)
+        check_choice(scoring, ("jaspar", "homer"), name="scoring")
         if not 0 < pvalue < 1:
             msg = f"`pvalue` must be in (0, 1), got {pvalue}."
             raise ValueError(msg)

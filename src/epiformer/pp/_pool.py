@@ -10,7 +10,7 @@ from scipy import sparse
 from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_params
 from epiformer._utils import get_matrix, record_params, select_modality
-from epiformer._validation import check_raw_counts
+from epiformer._validation import check_choice, check_raw_counts
 
 PoolMethod = Literal["neighbors", "cluster"]
 PoolFunc = Literal["sum", "mean"]
@@ -133,12 +133,8 @@ def pool_expression(
     KeyError
         If the graph, the `groupby` column or the layer is absent; the message says what to run.
     """
-    if method not in METHODS:
-        msg = f"`method` must be one of {', '.join(map(repr, METHODS))}, got {method!r}."
-        raise ValueError(msg)
-    if func not in FUNCS:
-        msg = f"`func` must be one of {', '.join(map(repr, FUNCS))}, got {func!r}."
-        raise ValueError(msg)
+    check_choice(method, METHODS, name="method")
+    check_choice(func, FUNCS, name="func")
     target = select_modality(adata, mod, default=Key.mod.rna)
     X = get_matrix(target, layer)
     what = f"`layers[{layer!r}]`" if layer else "`.X`"

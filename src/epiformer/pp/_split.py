@@ -12,6 +12,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_mod, doc_params, doc_random_state
 from epiformer._sequence import normalize_chrom
 from epiformer._utils import as_generator, record_params, select_modality
+from epiformer._validation import check_choice
 from epiformer.pp._split_samples import SPLITS
 
 SplitBy = Literal["random", "chromosome", "block"]
@@ -98,9 +99,7 @@ def split_pairs(
     if not (0 < test_size < 1 and 0 <= val_size < 1 and test_size + val_size < 1):
         msg = f"`test_size` ({test_size}) must be in (0, 1), `val_size` ({val_size}) in [0, 1), summing below 1."
         raise ValueError(msg)
-    if by not in ("random", "chromosome", "block"):
-        msg = f"`by` must be 'random', 'chromosome' or 'block', got {by!r}."
-        raise ValueError(msg)
+    check_choice(by, ("random", "chromosome", "block"), name="by")
     methyl = select_modality(data, mod, default=Key.mod.methyl)
     if by != "random":
         absent = [c for c in (Key.var.chrom, Key.var.pos) if c not in methyl.var]

@@ -15,7 +15,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_adata, doc_mod, doc_params
 from epiformer._logging import warn
 from epiformer._utils import get_matrix, record_params, select_modality
-from epiformer._validation import check_nonnegative, check_raw_counts, first_items
+from epiformer._validation import check_choice, check_nonnegative, check_raw_counts, first_items
 from epiformer.pp._motifs import tf_list
 
 if TYPE_CHECKING:
@@ -145,9 +145,7 @@ def tf_context(
     if names is None:
         msg = "Pass `tfs=` (the TF names in checkpoint order, or the model) or a reference table with TF names."
         raise ValueError(msg)
-    if unit not in ("cpm", "tpm", "none"):
-        msg = f"`unit` must be 'cpm', 'tpm' or 'none', got {unit!r}."
-        raise ValueError(msg)
+    check_choice(unit, ("cpm", "tpm", "none"), name="unit")
     X = get_matrix(adata, layer)
     X = X.tocsr() if sparse.issparse(X) else np.asarray(X)
     if unit == "none":

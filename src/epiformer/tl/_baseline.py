@@ -15,7 +15,7 @@ from epiformer._logging import timed
 from epiformer._probe_ids import check_coverage
 from epiformer._targets import resolve_target
 from epiformer._utils import get_matrix, renamed_options, select_modality, to_dense_float
-from epiformer._validation import check_betas, refuse_all_missing
+from epiformer._validation import check_betas, check_choice, refuse_all_missing
 from epiformer.models import Predictor
 from epiformer.pp import align_to_vocab
 
@@ -107,9 +107,7 @@ def fit_baseline(
     with timed("ef.tl.fit_baseline"):
         adata = select_modality(data, mod, default=Key.mod.methyl)
         task = {"elasticnet": "regression", "logistic": "classification"}.get(method, "auto")
-        if method not in ("auto", "elasticnet", "logistic"):
-            msg = f"`method` must be 'auto', 'elasticnet' or 'logistic', got {method!r}."
-            raise ValueError(msg)
+        check_choice(method, ("auto", "elasticnet", "logistic"), name="method")
         spec = resolve_target(adata, target, task=task)
         rows, y = spec.rows, spec.values
         if split_key in adata.obs:

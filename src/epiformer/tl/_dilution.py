@@ -9,6 +9,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_copy, doc_params
 from epiformer._logging import timed, warn
 from epiformer._utils import copy_data, get_matrix, record_params
+from epiformer._validation import check_choice
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -102,9 +103,7 @@ def dilution_curve(
     from epiformer.models import expression_predictor as engine
 
     engine.check_predictor(model)
-    if method not in ("hypergeometric", "multinomial", "legacy"):
-        msg = f"`method` must be 'hypergeometric', 'multinomial' or 'legacy', got {method!r}."
-        raise ValueError(msg)
+    check_choice(method, ("hypergeometric", "multinomial", "legacy"), name="method")
     levels = [int(r) for r in retention]
     if not levels or min(levels) < 1 or n_iter < 1:
         msg = "`retention` must list positive integers and `n_iter` be positive."

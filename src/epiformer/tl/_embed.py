@@ -11,6 +11,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_methylgpt_run, doc_params
 from epiformer._logging import timed
 from epiformer._utils import output, record_params
+from epiformer._validation import check_choice
 
 if TYPE_CHECKING:
     import torch
@@ -83,9 +84,7 @@ def embed(
     """
     from epiformer.models import methylgpt
 
-    if readout not in ("cls", "mean"):
-        msg = f"`readout` must be 'cls' or 'mean', got {readout!r}."
-        raise ValueError(msg)
+    check_choice(readout, ("cls", "mean"), name="readout")
     with timed("ef.tl.embed") as written:
         _, inputs = methylgpt.checked_inputs(
             data, model, mod=mod, layer=layer, var_key=var_key, batch_size=batch_size, missing=missing

@@ -13,6 +13,7 @@ from epiformer._docs import doc_data, doc_layer, doc_mod_methyl, doc_params, doc
 from epiformer._logging import timed
 from epiformer._targets import Task, resolve_target
 from epiformer._utils import renamed_options, select_modality, split_rows
+from epiformer._validation import check_choice
 
 if TYPE_CHECKING:
     from epiformer.models import MethylGPT, MethylGPTPredictor
@@ -146,15 +147,11 @@ def finetune(
     with timed("ef.tl.finetune"):
         methylgpt.check_methylgpt(model, batch_size)
         methylgpt.check_missing_mode(missing)
-        if head not in methylgpt.HEADS:
-            msg = f"`head` must be one of {methylgpt.HEADS}, got {head!r}."
-            raise ValueError(msg)
+        check_choice(head, methylgpt.HEADS, name="head")
         if not 0 < val_size < 1:
             msg = f"`val_size` must be in (0, 1), got {val_size!r}."
             raise ValueError(msg)
-        if readout not in methylgpt.READOUTS:
-            msg = f"`readout` must be one of {methylgpt.READOUTS}, got {readout!r}."
-            raise ValueError(msg)
+        check_choice(readout, methylgpt.READOUTS, name="readout")
         if head_epochs < 0 or max_epochs < 0 or (cpgs_per_step is not None and cpgs_per_step < 1):
             msg = (
                 "`head_epochs` and `max_epochs` must be non-negative and `cpgs_per_step` positive or None, got "

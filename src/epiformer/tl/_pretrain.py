@@ -12,6 +12,7 @@ from epiformer._constants import Key
 from epiformer._docs import doc_layer, doc_params, doc_random_state
 from epiformer._logging import timed
 from epiformer._utils import record_params
+from epiformer._validation import check_choice
 
 if TYPE_CHECKING:
     from epiformer.models import MethylGPT
@@ -141,8 +142,9 @@ def pretrain(
     if not 0 < mask_ratio < 1:
         msg = f"`mask_ratio` must be in (0, 1), got {mask_ratio!r}."
         raise ValueError(msg)
-    if lr_schedule not in ("cosine", "step") or not 0 <= lr_warmup < 1:
-        msg = f"`lr_schedule` must be 'cosine' or 'step' and `lr_warmup` in [0, 1), got {lr_schedule!r}, {lr_warmup!r}."
+    check_choice(lr_schedule, ("cosine", "step"), name="lr_schedule")
+    if not 0 <= lr_warmup < 1:
+        msg = f"`lr_warmup` must be in [0, 1), got {lr_warmup!r}."
         raise ValueError(msg)
     if max_epochs is not None and max_epochs < 1:
         msg = f"`max_epochs` must be a positive number of epochs or None, got {max_epochs!r}."

@@ -17,6 +17,7 @@ from epiformer._annotations import check_distances, check_sequences, pair_split
 from epiformer._constants import Key
 from epiformer._logging import warn
 from epiformer._utils import get_matrix, progress_bar, renamed_options, resolve_device, select_modality, to_dense_float
+from epiformer._validation import check_choice
 from epiformer.models._base import history_frame, load_folder, on_device, save_folder
 from epiformer.models.expression_predictor._data import BlockBatches, CpGTable, ExpressionScaler, PairBatches
 from epiformer.models.expression_predictor._networks import (
@@ -141,9 +142,7 @@ class ExpressionPredictor:
         random_state: int = 0,
         **network_kwargs: Any,
     ) -> None:
-        if architecture not in ARCHITECTURES:
-            msg = f"`architecture` must be one of {ARCHITECTURES}, got {architecture!r}."
-            raise ValueError(msg)
+        check_choice(architecture, ARCHITECTURES, name="architecture")
         if isinstance(mdata, AnnData) or not hasattr(mdata, "mod"):
             msg = (
                 "ExpressionPredictor trains on a MuData with an expression and a methylation modality, got "

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from epiformer._validation import check_choice
 from epiformer.models.methylgpt._module import MethylGPT
 
 Head = Literal["linear", "mlp", "resnet1d"]
@@ -109,6 +110,7 @@ def make_head(
     `width` is the sample embedding's (default `d_model`); with `standardize`, a ``linear`` or ``mlp`` head
     first standardises it (:class:`Standardize`, its first module).
     """
+    check_choice(head, HEADS, name="head")
     width = width or d_model
     if head in ("linear", "mlp") and standardize:
         return nn.Sequential(Standardize(width), make_head(head, d_model, n_out, width=width))
@@ -116,10 +118,7 @@ def make_head(
         return nn.Linear(width, n_out)
     if head == "mlp":
         return nn.Sequential(nn.Linear(width, d_model), nn.ReLU(), nn.Dropout(0.1), nn.Linear(d_model, n_out))
-    if head == "resnet1d":
-        return ResNet1D(d_model, n_out)
-    msg = f"`head` must be one of {HEADS}, got {head!r}."
-    raise ValueError(msg)
+    return ResNet1D(d_model, n_out)
 
 
 def head_outputs(head: nn.Module, features: Tensor, *, regression: bool) -> Tensor:
