@@ -9,14 +9,15 @@ import warnings
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 import epiformer as ef
 from epiformer.models import MethylGPT, MethylGPTVocab
 from epiformer.models.methylgpt import _engine as model_inputs
-from epiformer.models.methylgpt import most_variable, prepare_inputs
-from epiformer.models.methylgpt._pretraining import BetaRows, PretrainModule
+from epiformer.models.methylgpt import column_sd, most_variable, prepare_inputs
+from epiformer.models.methylgpt._pretraining import BetaRows, PretrainModule, sd_weights
 
 SMALL = {"d_model": 16, "n_layers": 2, "n_heads": 2, "batch_size": 16, "progress": False}
 
@@ -50,6 +51,7 @@ def _module(**options):
     settings = {"mask_ratio": 0.3, "lr": 1e-3, "lr_gamma": 0.9, "batch_size": 4, "num_workers": 0, "seed": 0}
     settings |= {"lr_schedule": "cosine", "lr_warmup": 0.05}
     settings |= {"cpgs_per_step": None, "adam_eps": 1e-8, "warmup_columns": None, "warmup_epochs": 0, "mvc_weight": 1.0}
+    settings |= {"cpg_weights": None}
     settings |= options
     return PretrainModule(
         MethylGPT(vocab, d_model=8, n_layers=1, n_heads=2), torch.arange(3, 403), train=None, val=None, **settings
@@ -73,7 +75,7 @@ def test_cosine_schedule_warms_up_then_decays_to_the_end_of_the_run(cohort):
     published = ef.tl.pretrain(cohort.copy(), max_epochs=3, lr=2e-3, lr_schedule="step", lr_gamma=0.5, **SMALL)
     np.testing.assert_allclose(published.history["lr"], [1e-3, 5e-4, 2.5e-4])
     for bad in ({"lr_schedule": "linear"}, {"lr_warmup": 1.0}, {"max_epochs": 0}):
-        with pytest.raises(ValueError, match="lr_schedule|max_epochs"):
+        with pytest.raises(ValueError, match="lr_schedule|lr_warmup|max_epochs"):
             ef.tl.pretrain(cohort.copy(), **bad, **SMALL)
 
 
@@ -88,6 +90,7 @@ def test_without_a_length_or_budget_a_run_has_the_default_epochs(cohort, monkeyp
     params = adata.uns["methylgpt_pretrain"]["params"]
     assert len(model.history) == 2 and params["max_epochs"] == 2 and params["n_train"] == 72
     assert params["cpgs_per_step"] == 200 and params["lr"] == 3e-3  # the defaults (all 48 CpGs here)
+    assert params["cpg_sampling"] == "sd" and params["mvc_weight"] == 0.0
 
 
 def test_a_time_budget_ends_the_schedule_with_it(cohort):
@@ -201,7 +204,42 @@ def test_warmup_trains_on_the_most_variable_cpgs_first(cohort, monkeypatch):
             ef.tl.pretrain(cohort.copy(), **bad, **SMALL)
 
 
-def test_most_variable_ranks_cpgs_by_sd_over_the_training_rows(cohort, monkeypatch):
+def test_sd_weights_spread_half_the_chance_evenly():
+    weights = sd_weights(np.array([0.0, 0.1, 0.3, np.nan]))
+    np.testing.assert_allclose(weights.numpy(), [0.125, 0.125 + 0.125, 0.125 + 0.375, 0.125])
+    np.testing.assert_allclose(sd_weights(np.zeros(4)).numpy(), 0.25)  # nothing varies: uniform
+
+
+def test_cpg_subsets_drawn_by_sd_favour_the_variable_cpgs(cohort, monkeypatch):
+    """With ``cpg_sampling="sd"`` the variable CpGs are drawn more often, a constant one half as often as uniformly."""
+    seen = []
+    original = PretrainModule.masked_loss
+
+    def spy(self, betas, mask, cpg_ids):
+        if self.training:
+            seen.extend(cpg_ids.tolist())
+        return original(self, betas, mask, cpg_ids)
+
+    monkeypatch.setattr(PretrainModule, "masked_loss", spy)
+    adata = cohort.copy()
+    adata.X[:, :8] = (np.arange(adata.n_obs) % 2)[:, None]  # sd 0.5, the largest possible
+    adata.X[:, 8:16] = 0.3  # constant
+    counts = {}
+    for sampling in ("sd", "uniform"):
+        seen.clear()
+        ef.tl.pretrain(adata.copy(), max_epochs=20, cpgs_per_step=12, cpg_sampling=sampling, **SMALL)
+        model_ids = [MethylGPTVocab.from_probes(sorted(adata.var_names))[name] for name in adata.var_names]
+        drawn = pd.Series(seen).value_counts().reindex(model_ids, fill_value=0).to_numpy()
+        counts[sampling] = drawn / drawn.sum()
+    # 12 of 48 per step: a uniform draw gives each CpG 1/48; by sd, the spread CpGs several times more
+    np.testing.assert_allclose(counts["uniform"], 1 / 48, atol=0.01)
+    spread, constant, others = (counts["sd"][cols].mean() for cols in (slice(0, 8), slice(8, 16), slice(16, None)))
+    assert spread > 1.5 * others > 1.5 * constant and counts["sd"][8:16].min() > 0
+    with pytest.raises(ValueError, match="`cpg_sampling` must be 'sd' or 'uniform'"):
+        ef.tl.pretrain(cohort.copy(), cpg_sampling="variance", **SMALL)
+
+
+def test_column_sd_and_the_most_variable_cpgs_over_the_training_rows(cohort, monkeypatch):
     """Streamed in chunks, NaNs skipped, only the given rows counted, CpGs never observed there ranked last."""
     monkeypatch.setattr(model_inputs, "CHUNK_ROWS", 7)  # several chunks, the last one short
     adata = cohort.copy()
@@ -213,11 +251,13 @@ def test_most_variable_ranks_cpgs_by_sd_over_the_training_rows(cohort, monkeypat
     betas = adata.X[rows][:, inputs.in_data]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN column
-        sd = np.nan_to_num(np.nanstd(betas, axis=0), nan=-1.0)
-    chosen = most_variable(inputs, rows, 10)
-    np.testing.assert_array_equal(chosen, np.sort(np.argsort(-sd, kind="stable")[:10]))
+        expected = np.nanstd(betas, axis=0)
+    sd = column_sd(inputs, rows)
+    np.testing.assert_allclose(sd, expected, rtol=1e-6, atol=1e-7)
+    chosen = most_variable(sd, 10)
+    np.testing.assert_array_equal(chosen, np.sort(np.argsort(-np.nan_to_num(expected, nan=-1.0), kind="stable")[:10]))
     assert not {*np.flatnonzero(np.isin(inputs.in_data, [0, 1]))} & {*chosen}
-    assert len(most_variable(inputs, rows, adata.n_vars)) == adata.n_vars
+    assert len(most_variable(sd, adata.n_vars)) == adata.n_vars
 
 
 def test_backed_file_gives_the_same_first_epoch(cohort, tmp_path):
@@ -231,11 +271,17 @@ def test_backed_file_gives_the_same_first_epoch(cohort, tmp_path):
 
 
 def test_resume_continues_exactly(cohort, tmp_path):
-    full = ef.tl.pretrain(cohort.copy(), max_epochs=3, ckpt_dir=tmp_path / "a", **SMALL)
+    """Also the CpG subsets (drawn by sd, the default) repeat: 12 of the 48 CpGs per step."""
+    full = ef.tl.pretrain(cohort.copy(), max_epochs=3, ckpt_dir=tmp_path / "a", cpgs_per_step=12, **SMALL)
     assert {p.name for p in (tmp_path / "a").iterdir()} == {"epoch=0.ckpt", "epoch=1.ckpt", "epoch=2.ckpt", "last.ckpt"}
     # from the end of the first epoch (the schedule spans the 3 epochs of the run, so resume from that run)
     resumed = ef.tl.pretrain(
-        cohort.copy(), max_epochs=3, ckpt_dir=tmp_path / "a", resume=tmp_path / "a" / "epoch=0.ckpt", **SMALL
+        cohort.copy(),
+        max_epochs=3,
+        ckpt_dir=tmp_path / "a",
+        resume=tmp_path / "a" / "epoch=0.ckpt",
+        cpgs_per_step=12,
+        **SMALL,
     )
     for key, value in full.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=1e-6)
@@ -249,8 +295,8 @@ import epiformer as ef
 
 adata = ef.datasets.synthetic_methylome(64, 32, random_state=0)
 model = ef.tl.pretrain(
-    adata, d_model=16, n_layers=1, n_heads=2, max_epochs=2, batch_size=8, accelerator="cpu", devices=2,
-    strategy="ddp", progress=False,
+    adata, d_model=16, n_layers=1, n_heads=2, max_epochs=2, batch_size=8, cpgs_per_step=16, accelerator="cpu",
+    devices=2, strategy="ddp", progress=False,
 )
 import torch.distributed as dist
 rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
@@ -309,7 +355,8 @@ def test_pretrained_imputation_beats_mean_and_knn():
     """With every setting at its default, MethylGPT imputes a synthetic cohort better than KNNImputer.
 
     1,200 samples x 1,000 CpGs; 30 % of the observed values of 200 held-out samples hidden and imputed by a model
-    pretrained from fresh weights on the other 1,000 (the default run: 400 epochs of 200-CpG steps of a 2-layer model).
+    pretrained from fresh weights on the other 1,000 (the default run: 400 epochs of a 2-layer model trained by its
+    MLM head on 200-CpG subsets drawn by sd).
     """
     from sklearn.impute import KNNImputer
 

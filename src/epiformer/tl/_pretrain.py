@@ -30,8 +30,9 @@ def pretrain(
     layer: str | None = None,
     var_key: str | None = None,
     mask_ratio: float = 0.3,
-    mvc_weight: float = 1.0,
+    mvc_weight: float = 0.0,
     cpgs_per_step: int | None = 200,
+    cpg_sampling: Literal["sd", "uniform"] = "sd",
     warmup_cpgs: int | None = None,
     warmup_epochs: int = 15,
     max_epochs: int | None = None,
@@ -56,18 +57,19 @@ def pretrain(
 ) -> MethylGPT:
     """Pretrain MethylGPT by masked value modelling, on one CPU, one GPU or many GPUs and nodes.
 
-    As published: in every sample, `mask_ratio` of the observed CpGs are masked (value -1) and predicted by the
-    MLM head and by the MVC head from the ``<cls>`` embedding (MSE at the masked positions, the second weighted by
-    `mvc_weight`); missing CpGs are not attended. Unlike the authors' code, the mask is drawn afresh for every
-    batch (theirs reseeds to 42 on every call); masks, shuffling and dropout are seeded by (`random_state`,
-    epoch, batch, rank), so a run is reproducible and `resume` continues exactly. Adam (learning rate `lr`,
-    epsilon `adam_eps`), gradient clipping at 1.0, bf16 mixed precision on CUDA.
+    As published: in every sample, `mask_ratio` of the observed CpGs are masked (value -1) and predicted by the MLM
+    head, and by the MVC head from the ``<cls>`` embedding when `mvc_weight` is set (MSE at the masked positions,
+    the second weighted by `mvc_weight`); missing CpGs are not attended. Unlike the authors' code, the mask is drawn
+    afresh for every batch (theirs reseeds to 42 on every call); masks, shuffling and dropout are seeded by
+    (`random_state`, epoch, batch, rank), so a run is reproducible and `resume` continues exactly. Adam (learning
+    rate `lr`, epsilon `adam_eps`), gradient clipping at 1.0, bf16 mixed precision on CUDA.
 
-    The training procedure differs from the published one where that learns more per minute on a cohort (each
-    option gives the published setting back): each step reads a random subset of `cpgs_per_step` CpGs
-    (published: all), the learning rate peaks at 3e-3 (published: 1e-3) after a warm-up and then follows a
-    cosine decay fitted to the run, to `max_epochs` or to the `max_time` budget, whichever ends it (published:
-    ``lr * lr_gamma ** epoch``), and a new model is smaller than the authors' (see `n_layers`).
+    The training procedure differs from the published one where that learns more per minute on a cohort (each option
+    gives the published setting back): each step reads a random subset of `cpgs_per_step` CpGs, the variable ones
+    more often (published: all), only the MLM head is trained (published: MVC too), the learning rate peaks at 3e-3
+    (published: 1e-3) after a warm-up and then follows a cosine decay fitted to the run, to `max_epochs` or to the
+    `max_time` budget, whichever ends it (published: ``lr * lr_gamma ** epoch``), and a new model is smaller than
+    the authors' (see `n_layers`).
 
     Training runs through a Lightning :class:`~lightning.pytorch.Trainer`: `accelerator`, `devices`,
     `num_nodes` and `strategy` (``"ddp"``, ``"fsdp"``, ...) are passed on. Rows are read as they are needed, so a
@@ -91,12 +93,18 @@ def pretrain(
     mask_ratio
         Fraction of the observed CpGs masked in each sample.
     mvc_weight
-        Weight of the MVC head's loss (published: 1). At 0 only the MLM head, the one that imputes, is trained.
+        Weight of the MVC head's loss (published: 1). At 0 only the MLM head, the one that imputes, is trained:
+        the MVC loss slows the learning of how CpGs inform each other.
     cpgs_per_step
         Train each step on a random subset of this many CpGs, drawn afresh for every batch (the model has no
         positional encoding, so a subset is a valid input, as in scGPT's gene sampling); the validation loss
         always covers every CpG. Attention costs the square of the sequence length, so on a large panel this
         makes a step many times cheaper. `None` (published): every CpG in every step.
+    cpg_sampling
+        How a step's subset is drawn: ``"sd"``, half of each CpG's chance spread evenly and half in proportion
+        to its standard deviation over the training samples, so that the CpGs that vary together (a cell type's,
+        a sex's, an age's markers) meet in the same steps often enough to be learnt from each other, while every
+        CpG is still drawn at least half as often as with ``"uniform"``, every CpG alike.
     warmup_cpgs, warmup_epochs
         Train the first `warmup_epochs` epochs on only the `warmup_cpgs` CpGs with the largest standard deviation
         over the training samples, then on all of them (`None`, published: no warm-up).
@@ -143,6 +151,7 @@ def pretrain(
         msg = f"`mask_ratio` must be in (0, 1), got {mask_ratio!r}."
         raise ValueError(msg)
     check_choice(lr_schedule, ("cosine", "step"), name="lr_schedule")
+    check_choice(cpg_sampling, ("sd", "uniform"), name="cpg_sampling")
     if not 0 <= lr_warmup < 1:
         msg = f"`lr_warmup` must be in [0, 1), got {lr_warmup!r}."
         raise ValueError(msg)
@@ -191,6 +200,7 @@ def pretrain(
             val_size=val_size,
             random_state=random_state,
             warmup_cpgs=warmup_cpgs,
+            cpg_sampling=cpg_sampling,
             num_workers=num_workers,
             ckpt_dir=ckpt_dir,
             resume=resume,

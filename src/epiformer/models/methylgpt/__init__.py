@@ -19,7 +19,7 @@ from ._finetuning import finetune
 from ._heads import HEADS, READOUTS
 from ._module import MethylGPT
 from ._predictor import MethylGPTPredictor
-from ._pretraining import most_variable, new_model, open_data, pretrain
+from ._pretraining import column_sd, most_variable, new_model, open_data, pretrain
 from ._vocab import MethylGPTVocab
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "embed",
     "finetune",
     "impute",
+    "column_sd",
     "most_variable",
     "new_model",
     "open_data",

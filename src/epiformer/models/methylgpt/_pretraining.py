@@ -40,14 +40,21 @@ def seed_of(*parts: int) -> int:
     return int(words.view(np.uint64)[0]) >> 1
 
 
-def random_cpgs(betas: Tensor, cpg_ids: Tensor, n: int | None, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """`n` random columns of `betas` (in input order) and their CpG ids, drawn from `generator`.
+def random_cpgs(
+    betas: Tensor, cpg_ids: Tensor, n: int | None, generator: torch.Generator, *, weights: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """`n` random columns of `betas` (in input order) and their CpG ids, drawn from `generator` without replacement.
 
-    All of them when `n` is `None` or not fewer than the columns.
+    Each column equally likely, or in proportion to `weights` (one per column, on the CPU). All of them when `n`
+    is `None` or not fewer than the columns.
     """
     if n is None or n >= betas.shape[1]:
         return betas, cpg_ids
-    columns = torch.randperm(betas.shape[1], generator=generator)[:n].sort().values.to(betas.device)
+    if weights is None:
+        columns = torch.randperm(betas.shape[1], generator=generator)[:n]
+    else:
+        columns = torch.multinomial(weights, n, replacement=False, generator=generator)
+    columns = columns.sort().values.to(betas.device)
     return betas[:, columns], cpg_ids[columns]
 
 
@@ -103,7 +110,8 @@ class PretrainModule(L.LightningModule):
     each batch, so a resumed run repeats an uninterrupted one exactly. During the first `warmup_epochs` epochs,
     training batches cover only the input columns `warmup_columns`; after that, with `cpgs_per_step`, each
     training batch covers a random subset of that many CpGs (drawn from the same generator). Validation always
-    covers every CpG. Adam (epsilon `adam_eps`); `lr_schedule` ``"cosine"``: a warm-up over the first `lr_warmup`
+    covers every CpG. `cpg_weights` (one per input column, or `None` for equal chances) make a CpG's chance of
+    being drawn into a subset proportional to its weight. Adam (epsilon `adam_eps`); `lr_schedule` ``"cosine"``: a warm-up over the first `lr_warmup`
     of the run and a cosine decay fitted to the run's length or time budget (:func:`epiformer._lightning.warmup_cosine`),
     ``"step"`` (published): ``StepLR(1 epoch, gamma=lr_gamma)``.
     """
@@ -124,6 +132,7 @@ class PretrainModule(L.LightningModule):
         num_workers: int,
         seed: int,
         cpgs_per_step: int | None,
+        cpg_weights: Tensor | None,
         adam_eps: float,
         warmup_columns: Tensor | None,
         warmup_epochs: int,
@@ -136,6 +145,7 @@ class PretrainModule(L.LightningModule):
         self.mask_ratio, self.lr, self.lr_gamma, self.batch_size = mask_ratio, lr, lr_gamma, batch_size
         self.lr_schedule, self.lr_warmup = lr_schedule, lr_warmup
         self.num_workers, self.seed, self.cpgs_per_step = num_workers, seed, cpgs_per_step
+        self.cpg_weights = cpg_weights  # on the CPU, with the generators that draw the subsets
         self.adam_eps, self.warmup_epochs, self.mvc_weight = adam_eps, warmup_epochs, mvc_weight
         self.register_buffer("warmup_columns", warmup_columns, persistent=False)
 
@@ -206,7 +216,7 @@ class PretrainModule(L.LightningModule):
         if self.warmup_columns is not None and self.current_epoch < self.warmup_epochs:
             batch, cpg_ids = batch[:, self.warmup_columns], cpg_ids[self.warmup_columns]
         else:
-            batch, cpg_ids = random_cpgs(batch, cpg_ids, self.cpgs_per_step, generator)
+            batch, cpg_ids = random_cpgs(batch, cpg_ids, self.cpgs_per_step, generator, weights=self.cpg_weights)
         loss = self.masked_loss(batch, self.draw_mask(~torch.isnan(batch), generator), cpg_ids)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
         return loss
@@ -238,8 +248,8 @@ def open_data(data: AnnData | str | PathLike) -> tuple[AnnData, Path | None]:
     raise TypeError(msg)
 
 
-def most_variable(inputs: ModelInputs, rows: np.ndarray, n: int) -> np.ndarray:
-    """Input columns (sorted) of the `n` CpGs with the largest standard deviation over `rows`, read in chunks."""
+def column_sd(inputs: ModelInputs, rows: np.ndarray) -> np.ndarray:
+    """Standard deviation of each input column over `rows`, read in chunks (NaN where never observed there)."""
     selected = np.zeros(inputs.X.shape[0], dtype=bool)
     selected[rows] = True
     total, square, count = (np.zeros(len(inputs.in_data)) for _ in range(3))
@@ -251,8 +261,23 @@ def most_variable(inputs: ModelInputs, rows: np.ndarray, n: int) -> np.ndarray:
         square += np.square(betas).sum(axis=0)
         count += observed.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        variance = np.nan_to_num(square / count - np.square(total / count), nan=-1.0)  # unobserved CpGs last
-    return np.sort(np.argsort(-variance, kind="stable")[:n])
+        return np.sqrt(np.maximum(square / count - np.square(total / count), 0.0))
+
+
+def most_variable(sd: np.ndarray, n: int) -> np.ndarray:
+    """Input columns (sorted) of the `n` largest standard deviations `sd`, columns of NaN last."""
+    return np.sort(np.argsort(-np.nan_to_num(sd, nan=-1.0), kind="stable")[:n])
+
+
+def sd_weights(sd: np.ndarray) -> Tensor:
+    """Chances of the input columns in a CpG subset: half spread evenly, half in proportion to their sd.
+
+    So a CpG is drawn at least half as often as in uniform draws, a constant one (or one never observed, its sd
+    NaN) too, and the variable ones more often.
+    """
+    sd = np.nan_to_num(sd, nan=0.0)
+    even = np.full(len(sd), 1 / len(sd))
+    return torch.as_tensor(even if sd.sum() == 0 else (even + sd / sd.sum()) / 2, dtype=torch.float64)
 
 
 def new_model(
@@ -283,6 +308,7 @@ def pretrain(
     val_size: float,
     random_state: int,
     warmup_cpgs: int | None,
+    cpg_sampling: str,
     num_workers: int,
     ckpt_dir: str | PathLike | None,
     resume: str | PathLike | None,
@@ -312,7 +338,8 @@ def pretrain(
     }
     if max_epochs is None:
         max_epochs = -1 if max_time is not None else default_epochs(len(train_rows))
-    warmup = None if warmup_cpgs is None else torch.as_tensor(most_variable(inputs, train_rows, warmup_cpgs))
+    sd = column_sd(inputs, train_rows) if warmup_cpgs is not None or cpg_sampling == "sd" else None
+    warmup = None if warmup_cpgs is None else torch.as_tensor(most_variable(sd, warmup_cpgs))
     module = PretrainModule(
         model,
         inputs.cpg_ids(model),
@@ -322,6 +349,7 @@ def pretrain(
         num_workers=num_workers,
         seed=random_state,
         warmup_columns=warmup,
+        cpg_weights=sd_weights(sd) if cpg_sampling == "sd" else None,
         **module_options,
     )
     callbacks = []
@@ -346,6 +374,7 @@ def pretrain(
         inputs,
         **module_options,
         warmup_cpgs=warmup_cpgs,
+        cpg_sampling=cpg_sampling,
         batch_size=batch_size,
         val_size=val_size,
         random_state=random_state,
