@@ -204,14 +204,14 @@ def test_warmup_trains_on_the_most_variable_cpgs_first(cohort, monkeypatch):
             ef.tl.pretrain(cohort.copy(), **bad, **SMALL)
 
 
-def test_sd_weights_spread_half_the_chance_evenly():
-    weights = sd_weights(np.array([0.0, 0.1, 0.3, np.nan]))
-    np.testing.assert_allclose(weights.numpy(), [0.125, 0.125 + 0.125, 0.125 + 0.375, 0.125])
-    np.testing.assert_allclose(sd_weights(np.zeros(4)).numpy(), 0.25)  # nothing varies: uniform
+def test_sd_weights_follow_the_sd_above_a_floor():
+    weights = sd_weights(np.array([0.0, 0.1, 0.3, np.nan, 0.4]))  # mean sd 0.16 (NaN as 0): floor 0.016
+    np.testing.assert_allclose(weights.numpy(), [0.016, 0.1, 0.3, 0.016, 0.4])
+    np.testing.assert_allclose(sd_weights(np.zeros(4)).numpy(), 1.0)  # nothing varies: uniform
 
 
 def test_cpg_subsets_drawn_by_sd_favour_the_variable_cpgs(cohort, monkeypatch):
-    """With ``cpg_sampling="sd"`` the variable CpGs are drawn more often, a constant one half as often as uniformly."""
+    """With ``cpg_sampling="sd"`` the variable CpGs are drawn more often than the others, constant ones rarely."""
     seen = []
     original = PretrainModule.masked_loss
 

@@ -101,10 +101,10 @@ def pretrain(
         always covers every CpG. Attention costs the square of the sequence length, so on a large panel this
         makes a step many times cheaper. `None` (published): every CpG in every step.
     cpg_sampling
-        How a step's subset is drawn: ``"sd"``, half of each CpG's chance spread evenly and half in proportion
-        to its standard deviation over the training samples, so that the CpGs that vary together (a cell type's,
-        a sex's, an age's markers) meet in the same steps often enough to be learnt from each other, while every
-        CpG is still drawn at least half as often as with ``"uniform"``, every CpG alike.
+        How a step's subset is drawn: ``"sd"``, each CpG with a chance proportional to its standard deviation
+        over the training samples (at least a tenth of the mean, so that no CpG goes untrained), so that the
+        CpGs that vary together (a cell type's, a sex's, an age's markers) meet in the same steps often enough to
+        be learnt from each other; ``"uniform"``, every CpG alike.
     warmup_cpgs, warmup_epochs
         Train the first `warmup_epochs` epochs on only the `warmup_cpgs` CpGs with the largest standard deviation
         over the training samples, then on all of them (`None`, published: no warm-up).

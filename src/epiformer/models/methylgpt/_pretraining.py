@@ -270,14 +270,13 @@ def most_variable(sd: np.ndarray, n: int) -> np.ndarray:
 
 
 def sd_weights(sd: np.ndarray) -> Tensor:
-    """Chances of the input columns in a CpG subset: half spread evenly, half in proportion to their sd.
+    """Chances of the input columns in a CpG subset: their sd, at least a tenth of the mean sd (NaN counted as 0).
 
-    So a CpG is drawn at least half as often as in uniform draws, a constant one (or one never observed, its sd
-    NaN) too, and the variable ones more often.
+    The floor keeps every CpG drawable, a constant one (or one never observed) too; uniform when nothing varies.
     """
     sd = np.nan_to_num(sd, nan=0.0)
-    even = np.full(len(sd), 1 / len(sd))
-    return torch.as_tensor(even if sd.sum() == 0 else (even + sd / sd.sum()) / 2, dtype=torch.float64)
+    floor = 0.1 * sd.mean()
+    return torch.as_tensor(np.maximum(sd, floor) if floor > 0 else np.ones(len(sd)), dtype=torch.float64)
 
 
 def new_model(
