@@ -234,7 +234,7 @@ def test_cpg_subsets_drawn_by_sd_favour_the_variable_cpgs(cohort, monkeypatch):
     # 12 of 48 per step: a uniform draw gives each CpG 1/48; by sd, the spread CpGs several times more
     np.testing.assert_allclose(counts["uniform"], 1 / 48, atol=0.01)
     spread, constant, others = (counts["sd"][cols].mean() for cols in (slice(0, 8), slice(8, 16), slice(16, None)))
-    assert spread > 1.5 * others > 1.5 * constant and counts["sd"][8:16].min() > 0
+    assert spread > 1.5 * others > 1.5 * constant > 0  # the floor: the constant CpGs are still drawn
     with pytest.raises(ValueError, match="`cpg_sampling` must be 'sd' or 'uniform'"):
         ef.tl.pretrain(cohort.copy(), cpg_sampling="variance", **SMALL)
 
