@@ -162,6 +162,38 @@ def frame_convention(frame: pd.DataFrame, coordinates: str | None) -> str:
     return convention
 
 
+def region_table(table: pd.DataFrame, coordinates: str | None) -> tuple[pd.DataFrame, str]:
+    """A checked copy of a chrom / start / end table in 1-based, inclusive coordinates, and how it counted.
+
+    The convention is `coordinates` or the table's ``attrs["coordinates"]`` (see :func:`frame_convention`);
+    `start` and `end` must be whole positions, none missing, every region at least one base from position 1 on.
+    """
+    missing = [c for c in (Key.var.chrom, Key.var.start, Key.var.end) if c not in table.columns]
+    if missing:
+        msg = f"The regions table lacks columns {missing}; it needs chrom, start, end."
+        raise ValueError(msg)
+    convention = frame_convention(table, coordinates)
+    out = table.reset_index(drop=True).copy()
+    for column in (Key.var.start, Key.var.end):
+        values = pd.to_numeric(out[column], errors="coerce").to_numpy(np.float64)
+        if np.isnan(values).any() or (values != np.round(values)).any():
+            msg = f"The regions table's `{column}` must hold whole positions, with none missing."
+            raise ValueError(msg)
+        out[column] = values.astype(np.int64)
+    if convention == "0-based":
+        out[Key.var.start] += 1
+    bad = (out[Key.var.start] < 1) | (out[Key.var.end] < out[Key.var.start])
+    if bad.any():
+        shown = [f"{c}:{s}-{e}" for c, s, e in out.loc[bad, [Key.var.chrom, Key.var.start, Key.var.end]].to_numpy()]
+        msg = (
+            f"{int(bad.sum())} regions start before position 1 or end before they start: {first_items(shown)}. "
+            f"(read as {convention}; pass `coordinates=` if the table counts the other way)."
+        )
+        raise ValueError(msg)
+    out[Key.var.chrom] = out[Key.var.chrom].astype(str)
+    return out, convention
+
+
 def parse_regions(regions, *, coordinates: str | None = None) -> list[tuple[str, int, int]]:
     """``(chrom, start, end)`` triples (1-based, inclusive) from region strings, triples, tables or a BED file.
 
@@ -196,12 +228,8 @@ def parse_regions(regions, *, coordinates: str | None = None) -> list[tuple[str,
         items = list(frame[["Chromosome", "Start", "End"]].itertuples(index=False, name=None))
         shift = 1
     elif isinstance(regions, pd.DataFrame):
-        missing = {"chrom", "start", "end"} - set(regions.columns)
-        if missing:
-            msg = f"The regions table lacks columns {sorted(missing)}; it needs chrom, start, end."
-            raise ValueError(msg)
-        shift = 1 if frame_convention(regions, coordinates) == "0-based" else 0
-        items = list(regions[["chrom", "start", "end"]].itertuples(index=False, name=None))
+        table, _ = region_table(regions, coordinates)
+        items = list(table[[Key.var.chrom, Key.var.start, Key.var.end]].itertuples(index=False, name=None))
     else:
         _fixed_convention(coordinates, "1-based", "Region strings and (chrom, start, end) tuples")
         if isinstance(regions, str) or (

@@ -19,7 +19,7 @@ from scipy import sparse
 from epiformer import _hg19
 from epiformer._constants import Key
 from epiformer._logging import timed, warn
-from epiformer._sequence import frame_convention, normalize_chrom, read_bed
+from epiformer._sequence import normalize_chrom, read_bed, region_table
 from epiformer._sites import POS_LIMIT, count_layers, counts_anndata, cpg_positions, locus_keys
 from epiformer._utils import record_params
 from epiformer._validation import check_cpg_positions, first_items
@@ -350,12 +350,8 @@ def _frame(
 def _region_table(regions: object, promoter: tuple[int, int], coordinates: str | None) -> tuple[pd.DataFrame, str]:
     """The regions as `chrom`, `start`, `end` (1-based, inclusive), optional `name` and extras, with a description."""
     if isinstance(regions, pd.DataFrame):
-        missing = [c for c in (Key.var.chrom, Key.var.start, Key.var.end) if c not in regions.columns]
-        if missing:
-            msg = f"The regions table lacks columns {missing}; it needs chrom, start, end."
-            raise ValueError(msg)
-        convention = frame_convention(regions, coordinates)
-        return _check_table(regions, convention), f"DataFrame of {len(regions)} regions ({convention})"
+        table, convention = region_table(regions, coordinates)
+        return table, f"DataFrame of {len(regions)} regions ({convention})"
     if isinstance(regions, str) and regions in NAMED_REGIONS:
         if regions == "cpg_islands":
             return _hg19.cpg_islands(), "cpg_islands: UCSC CpG islands on hg19"
@@ -375,29 +371,6 @@ def _region_table(regions: object, promoter: tuple[int, int], coordinates: str |
         f"{list(NAMED_REGIONS)}, the path of a BED file, or a DataFrame with chrom, start, end (1-based, inclusive)."
     )
     raise ValueError(msg)
-
-
-def _check_table(table: pd.DataFrame, convention: str) -> pd.DataFrame:
-    """A copy of a user's region table in 1-based coordinates, checked: integer `start` >= 1, `end` >= `start`."""
-    out = table.reset_index(drop=True).copy()
-    for column in (Key.var.start, Key.var.end):
-        values = pd.to_numeric(out[column], errors="coerce").to_numpy(np.float64)
-        if np.isnan(values).any() or (values != np.round(values)).any():
-            msg = f"The regions table's `{column}` must hold whole positions, with none missing."
-            raise ValueError(msg)
-        out[column] = values.astype(np.int64)
-    if convention == "0-based":
-        out[Key.var.start] += 1
-    bad = (out[Key.var.start] < 1) | (out[Key.var.end] < out[Key.var.start])
-    if bad.any():
-        shown = [f"{c}:{s}-{e}" for c, s, e in out.loc[bad, [Key.var.chrom, Key.var.start, Key.var.end]].to_numpy()]
-        msg = (
-            f"{int(bad.sum())} regions start before position 1 or end before they start: {first_items(shown)}. "
-            f"(read as {convention}; pass `coordinates=` if the table counts the other way)."
-        )
-        raise ValueError(msg)
-    out[Key.var.chrom] = out[Key.var.chrom].astype(str)
-    return out
 
 
 def _genes() -> pd.DataFrame:
