@@ -284,6 +284,9 @@ def test_fit_epigept_errors(contexts):
     shifted.var[Key.var.start] += 1
     with pytest.raises(ValueError, match="128-bp grid"):
         ef.tl.fit_epigept(shifted, model, contexts=contexts, fasta=SEGMENT, motifs=MOTIFS)
+    del shifted.var[Key.var.chrom]
+    with pytest.raises(ValueError, match=r"`tracks.var` lacks columns \['chrom'\]"):
+        ef.tl.fit_epigept(shifted, model, contexts=contexts, fasta=SEGMENT, motifs=MOTIFS)
     with pytest.raises(ValueError, match="leaves none of the 3"), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         ef.tl.fit_epigept(tracks, model, contexts=contexts, fasta=SEGMENT, motifs=MOTIFS, val_size=0.9)

@@ -363,6 +363,26 @@ def test_fit_epigept_from_bigwig_equals_in_memory(contexts, tmp_path):
 # ------------------------------------------------------------------------------------------------ evaluation
 
 
+def test_bin_coordinates_are_checked(pred, tmp_path):
+    """Writers and the evaluation refuse bins without chrom / start / end or with positions that are not bases."""
+    adata = _tiny([[1.0, 2.0, 3.0]])
+    no_end = adata.copy()
+    del no_end.var[Key.var.end]
+    with pytest.raises(ValueError, match=r"`data.var` lacks columns \['end'\]"):
+        ef.io.write_bigwig(no_end, tmp_path)
+    with pytest.raises(ValueError, match=r"`tracks.var` lacks columns \['end'\]"):
+        ef.tl.evaluate_epigenome(pred.copy(), tracks=no_end)
+    fractional = adata.copy()
+    fractional.var[Key.var.start] = fractional.var[Key.var.start] + 0.5  # not truncated to a base
+    with pytest.raises(ValueError, match=r"`data.var\['start'\]` must hold whole positions"):
+        ef.io.write_bedgraph(fractional, tmp_path)
+    before_one = adata.copy()
+    before_one.var[Key.var.start] = [0, 129, 257]
+    with pytest.raises(ValueError, match="1 bins of `data` are empty or start before position 1"):
+        ef.io.write_bigwig(before_one, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_evaluate_epigenome_against_bigwig_truth(pred, tmp_path):
     pred = pred.copy()
     rng = np.random.default_rng(1)

@@ -162,6 +162,37 @@ def frame_convention(frame: pd.DataFrame, coordinates: str | None) -> str:
     return convention
 
 
+def whole_positions(values: pd.Series, what: str) -> np.ndarray:
+    """`values` as int64 positions; a fractional, missing or non-numeric one raises, naming `what`."""
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+    if np.isnan(numbers).any() or (numbers != np.round(numbers)).any():
+        msg = f"{what} must hold whole positions, with none missing."
+        raise ValueError(msg)
+    return numbers.astype(np.int64)
+
+
+def bin_bounds(var: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Chromosome names (str), starts and ends (int64, 1-based, inclusive) of the bins described by `var`, checked.
+
+    `what` names the object whose `var` it is in the messages (``"data"`` for ``data.var``). Missing columns,
+    positions that are not whole numbers, and bins that are empty or start before position 1 raise a
+    :class:`ValueError`.
+    """
+    missing = [c for c in (Key.var.chrom, Key.var.start, Key.var.end) if c not in var.columns]
+    if missing:
+        msg = f"`{what}.var` lacks columns {missing}; it needs each bin's chrom, start, end (1-based, inclusive)."
+        raise ValueError(msg)
+    starts, ends = (whole_positions(var[c], f"`{what}.var['{c}']`") for c in (Key.var.start, Key.var.end))
+    bad = (starts < 1) | (ends < starts)
+    if bad.any():
+        msg = (
+            f"{int(bad.sum())} bins of `{what}` are empty or start before position 1: "
+            f"{first_items(list(var.index[bad]))}."
+        )
+        raise ValueError(msg)
+    return var[Key.var.chrom].astype(str).to_numpy(), starts, ends
+
+
 def region_table(table: pd.DataFrame, coordinates: str | None) -> tuple[pd.DataFrame, str]:
     """A checked copy of a chrom / start / end table in 1-based, inclusive coordinates, and how it counted.
 
@@ -175,11 +206,7 @@ def region_table(table: pd.DataFrame, coordinates: str | None) -> tuple[pd.DataF
     convention = frame_convention(table, coordinates)
     out = table.reset_index(drop=True).copy()
     for column in (Key.var.start, Key.var.end):
-        values = pd.to_numeric(out[column], errors="coerce").to_numpy(np.float64)
-        if np.isnan(values).any() or (values != np.round(values)).any():
-            msg = f"The regions table's `{column}` must hold whole positions, with none missing."
-            raise ValueError(msg)
-        out[column] = values.astype(np.int64)
+        out[column] = whole_positions(out[column], f"The regions table's `{column}`")
     if convention == "0-based":
         out[Key.var.start] += 1
     bad = (out[Key.var.start] < 1) | (out[Key.var.end] < out[Key.var.start])

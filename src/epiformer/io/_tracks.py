@@ -20,7 +20,7 @@ from anndata import AnnData
 from epiformer._constants import Key
 from epiformer._files import atomic_path
 from epiformer._logging import timed, warn
-from epiformer._sequence import bin_frame, bin_range, normalize_chrom, parse_regions
+from epiformer._sequence import bin_bounds, bin_frame, bin_range, normalize_chrom, parse_regions
 from epiformer._utils import get_matrix, layer_names, record_params, to_dense_float
 from epiformer._validation import check_choice, first_items
 
@@ -83,17 +83,7 @@ class _Layout:
     """The bins of `data` in file order: chromosome names as written, 0-based starts, ends, and the header."""
 
     def __init__(self, var: pd.DataFrame, chrom_sizes: Mapping[str, int] | PathLike | None) -> None:
-        missing = {Key.var.chrom, Key.var.start, Key.var.end} - set(var.columns)
-        if missing:
-            msg = f"`data.var` lacks {sorted(missing)}; it needs each bin's chrom, start, end (1-based, inclusive)."
-            raise ValueError(msg)
-        chroms = var[Key.var.chrom].astype(str).to_numpy()
-        starts = var[Key.var.start].to_numpy(dtype=np.int64)
-        ends = var[Key.var.end].to_numpy(dtype=np.int64)
-        if len(starts) and ((starts < 1).any() or (ends < starts).any()):
-            bad = np.flatnonzero((starts < 1) | (ends < starts))
-            msg = f"Bins {first_items(list(var.index[bad]))} are empty or start before position 1."
-            raise ValueError(msg)
+        chroms, starts, ends = bin_bounds(var, "data")
         if chrom_sizes is None:
             names = sorted(pd.unique(chroms), key=_chrom_order)
             sizes = {c: int(ends[chroms == c].max()) for c in names}

@@ -12,21 +12,15 @@ from scipy import stats
 
 from epiformer._constants import Key
 from epiformer._logging import timed
-from epiformer._sequence import normalize_chrom
+from epiformer._sequence import bin_bounds, normalize_chrom
 from epiformer._utils import layer_names, record_params, to_dense_float
 from epiformer._validation import first_items
 from epiformer.io import read_bigwig
 
 
 def _bin_keys(var: pd.DataFrame, what: str) -> pd.Index:
-    missing = {Key.var.chrom, Key.var.start, Key.var.end} - set(var.columns)
-    if missing:
-        msg = f"`{what}.var` lacks {sorted(missing)}; it needs each bin's chrom, start, end (1-based, inclusive)."
-        raise ValueError(msg)
-    chroms = [normalize_chrom(c) for c in var[Key.var.chrom].astype(str)]
-    starts = var[Key.var.start].to_numpy(dtype=np.int64)
-    ends = var[Key.var.end].to_numpy(dtype=np.int64)
-    return pd.Index([f"{c}:{s}-{e}" for c, s, e in zip(chroms, starts, ends, strict=True)])
+    chroms, starts, ends = bin_bounds(var, what)
+    return pd.Index([f"{normalize_chrom(c)}:{s}-{e}" for c, s, e in zip(chroms, starts, ends, strict=True)])
 
 
 def _runs(var: pd.DataFrame) -> list[tuple[str, int, int]]:

@@ -11,9 +11,8 @@ import torch
 from anndata import AnnData
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from epiformer._constants import Key
 from epiformer._lightning import L, fit
-from epiformer._sequence import normalize_chrom, one_hot
+from epiformer._sequence import bin_bounds, normalize_chrom, one_hot
 from epiformer._utils import layer_names, split_rows, to_dense_float
 from epiformer.io import Genome
 from epiformer.models._base import history_frame
@@ -101,19 +100,14 @@ class EpiGePTModule(L.LightningModule):
 
 def track_windows(tracks: AnnData, bin_size: int, n_bins: int) -> tuple[list[tuple[str, int]], np.ndarray, np.ndarray]:
     """Model windows covering the bins of `tracks`: (chrom, first bin) of each, and each bin's window and offset."""
-    missing = {Key.var.chrom, Key.var.start, Key.var.end} - set(tracks.var.columns)
-    if missing:
-        msg = f"`tracks.var` lacks {sorted(missing)}; it needs chrom, start, end of {bin_size}-bp bins (1-based)."
-        raise ValueError(msg)
-    starts = tracks.var[Key.var.start].to_numpy(dtype=np.int64)
-    ends = tracks.var[Key.var.end].to_numpy(dtype=np.int64)
+    names, starts, ends = bin_bounds(tracks.var, "tracks")
     if ((starts - 1) % bin_size).any() or (ends - starts + 1 != bin_size).any():
         msg = (
             f"`tracks` bins must lie on the model's {bin_size}-bp grid: start = {bin_size} k + 1, end = start + "
             f"{bin_size - 1} (the layout `ef.tl.predict_epigenome` writes)."
         )
         raise ValueError(msg)
-    chroms = np.array([normalize_chrom(c) for c in tracks.var[Key.var.chrom].astype(str)])
+    chroms = np.array([normalize_chrom(c) for c in names])
     bins = (starts - 1) // bin_size
     windows: list[tuple[str, int]] = []
     window_of = np.empty(len(bins), dtype=np.int64)
@@ -123,7 +117,7 @@ def track_windows(tracks: AnnData, bin_size: int, n_bins: int) -> tuple[list[tup
         slot = (bins[rows] - origin) // n_bins
         for s in np.unique(slot):
             window_of[rows[slot == s]] = len(windows)
-            windows.append((str(tracks.var[Key.var.chrom].iloc[rows[0]]), int(origin + s * n_bins)))
+            windows.append((names[rows[0]], int(origin + s * n_bins)))
     offsets = bins - np.array([windows[w][1] for w in window_of])
     return windows, window_of, offsets
 
