@@ -270,6 +270,8 @@ def test_setup_errors(synthetic_small):
         ef.tl.fit_expression_predictor(mdata, max_epochs=1)
     with pytest.raises(ValueError, match="architecture"):
         ef.tl.fit_expression_predictor(mdata, architecture="transformer")
+    with pytest.raises(ValueError, match="`scaling` must be 'minmax', 'standard' or None, got 'robust'"):
+        ef.models.ExpressionPredictor(mdata, scaling="robust")  # before any training, not at its start
     with pytest.raises(TypeError, match="MuData"):
         ef.models.ExpressionPredictor(mdata["rna"])
     with pytest.raises(TypeError, match="Unknown options"):

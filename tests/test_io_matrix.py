@@ -57,6 +57,13 @@ def test_mvalues_rejected_or_converted(tmp_path):
     np.testing.assert_allclose(adata.X, _frame().T.to_numpy(), atol=1e-5)
 
 
+def test_options_are_checked_before_the_file_is_read(tmp_path):
+    with pytest.raises(ValueError, match="`orientation` must be 'auto', 'cpgs_in_rows' or 'cpgs_in_columns'"):
+        ef.io.read_methylation_matrix(tmp_path / "absent.csv", orientation="rows")
+    with pytest.raises(ValueError, match="`values` must be 'beta' or 'mvalue', got 'm'"):
+        ef.io.read_methylation_matrix(tmp_path / "absent.csv", values="m")
+
+
 def test_empty_file(tmp_path):
     (tmp_path / "e.csv").write_text("")
     with pytest.raises(ValueError, match="empty"):

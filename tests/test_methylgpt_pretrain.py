@@ -17,7 +17,7 @@ import epiformer as ef
 from epiformer.models import MethylGPT, MethylGPTVocab
 from epiformer.models.methylgpt import _engine as model_inputs
 from epiformer.models.methylgpt import column_sd, most_variable, prepare_inputs
-from epiformer.models.methylgpt._pretraining import BetaRows, PretrainModule, sd_weights
+from epiformer.models.methylgpt._pretraining import RUN_OPTIONS_KEY, BetaRows, PretrainModule, sd_weights
 
 SMALL = {"d_model": 16, "n_layers": 2, "n_heads": 2, "batch_size": 16, "progress": False}
 
@@ -51,7 +51,7 @@ def _module(**options):
     settings = {"mask_ratio": 0.3, "lr": 1e-3, "lr_gamma": 0.9, "batch_size": 4, "num_workers": 0, "seed": 0}
     settings |= {"lr_schedule": "cosine", "lr_warmup": 0.05}
     settings |= {"cpgs_per_step": None, "adam_eps": 1e-8, "warmup_columns": None, "warmup_epochs": 0, "mvc_weight": 1.0}
-    settings |= {"cpg_weights": None}
+    settings |= {"cpg_weights": None, "run_options": {}}
     settings |= options
     return PretrainModule(
         MethylGPT(vocab, d_model=8, n_layers=1, n_heads=2), torch.arange(3, 403), train=None, val=None, **settings
@@ -233,6 +233,7 @@ def test_cpg_subsets_drawn_by_sd_favour_the_variable_cpgs(cohort, monkeypatch):
         counts[sampling] = drawn / drawn.sum()
     # 12 of 48 per step: a uniform draw gives each CpG 1/48; by sd, the spread CpGs several times more
     np.testing.assert_allclose(counts["uniform"], 1 / 48, atol=0.01)
+    assert counts["uniform"][:8].mean() < 1.3 / 48 < 2.5 / 48 < counts["sd"][:8].mean()  # the draw, not the data
     spread, constant, others = (counts["sd"][cols].mean() for cols in (slice(0, 8), slice(8, 16), slice(16, None)))
     assert spread > 1.5 * others > 1.5 * constant > 0  # the floor: the constant CpGs are still drawn
     with pytest.raises(ValueError, match="`cpg_sampling` must be 'sd' or 'uniform'"):
@@ -286,6 +287,28 @@ def test_resume_continues_exactly(cohort, tmp_path):
     for key, value in full.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=1e-6)
     np.testing.assert_allclose(_losses(resumed), _losses(full)[1:], rtol=1e-6)
+
+
+def test_resume_with_other_options_warns(cohort, tmp_path):
+    """A checkpoint records its run's options: resumed with others (or from an older file without them), it warns."""
+    ef.tl.pretrain(cohort.copy(), max_epochs=1, ckpt_dir=tmp_path, cpgs_per_step=12, **SMALL)
+    checkpoint = tmp_path / "epoch=0.ckpt"
+    saved = torch.load(checkpoint, weights_only=True)[RUN_OPTIONS_KEY]
+    assert saved["cpg_sampling"] == "sd" and saved["mvc_weight"] == 0.0 and saved["cpgs_per_step"] == 12
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ef.tl.pretrain(cohort.copy(), max_epochs=2, resume=checkpoint, cpgs_per_step=12, **SMALL)
+    assert not [w for w in caught if "options" in str(w.message)]  # the same options: no warning
+    with pytest.warns(UserWarning, match=r"2 options other than .*cpg_sampling 'sd' -> 'uniform', mvc_weight 0.0 -> 1"):
+        ef.tl.pretrain(
+            cohort.copy(), max_epochs=2, resume=checkpoint, cpgs_per_step=12, cpg_sampling="uniform", mvc_weight=1,
+            **SMALL,
+        )  # fmt: skip
+    older = torch.load(checkpoint, weights_only=True)
+    del older[RUN_OPTIONS_KEY]
+    torch.save(older, tmp_path / "older.ckpt")
+    with pytest.warns(UserWarning, match="does not record its training options"):
+        ef.tl.pretrain(cohort.copy(), max_epochs=2, resume=tmp_path / "older.ckpt", cpgs_per_step=12, **SMALL)
 
 
 _DDP = """

@@ -4,10 +4,13 @@ from importlib.metadata import version
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 
 import epiformer as ef
+from epiformer._sequence import whole_positions
 from epiformer._utils import get_matrix, layer_names
+from epiformer._validation import check_choice
 
 
 def test_layer_names_leave_out_x():
@@ -22,3 +25,23 @@ def test_layer_names_leave_out_x():
 
 def test_version_is_the_installed_one():
     assert ef.__version__ == version("epiformer")
+
+
+def test_check_choice_names_the_option_and_its_choices():
+    check_choice("b", ("a", "b"), name="kind")
+    check_choice(None, ("0-based", None), name="coordinates")
+    with pytest.raises(ValueError, match=r"^`kind` must be 'a', 'b' or None, got 'c'\.$"):
+        check_choice("c", ("a", "b", None), name="kind")
+    with pytest.raises(ValueError, match=r"^`kind` must be 'a', got 1\.$"):
+        check_choice(1, ("a",), name="kind")
+    for odd in (np.array(["a", "b"]), pd.NA):  # compare ambiguously: refused with the message, not a TypeError
+        with pytest.raises(ValueError, match="`kind` must be 'a' or 'b'"):
+            check_choice(odd, ("a", "b"), name="kind")
+
+
+def test_whole_positions_refuse_what_is_not_a_base():
+    np.testing.assert_array_equal(whole_positions(pd.Series([1, 2**60]), "x"), [1, 2**60])  # integers as they are
+    np.testing.assert_array_equal(whole_positions(pd.Series([1.0, 128.0]), "x"), [1, 128])
+    for bad in ([1.5], [np.nan], [np.inf], ["one"]):
+        with pytest.raises(ValueError, match="`start` must hold whole positions"):
+            whole_positions(pd.Series(bad), "`start`")

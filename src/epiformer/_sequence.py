@@ -163,9 +163,11 @@ def frame_convention(frame: pd.DataFrame, coordinates: str | None) -> str:
 
 
 def whole_positions(values: pd.Series, what: str) -> np.ndarray:
-    """`values` as int64 positions; a fractional, missing or non-numeric one raises, naming `what`."""
+    """`values` as int64 positions; a fractional, missing, infinite or non-numeric one raises, naming `what`."""
+    if pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(np.int64)
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
-    if np.isnan(numbers).any() or (numbers != np.round(numbers)).any():
+    if not np.isfinite(numbers).all() or (numbers != np.round(numbers)).any():
         msg = f"{what} must hold whole positions, with none missing."
         raise ValueError(msg)
     return numbers.astype(np.int64)

@@ -44,10 +44,10 @@ def resolve_target(adata: AnnData, target: str, *, task: Task | Literal["auto"] 
         msg = f"`target={target!r}` is not a column of `adata.obs` (columns: {list(adata.obs.columns)})."
         raise KeyError(msg)
     column = adata.obs[target]
+    check_choice(task, ("auto", "regression", "classification"), name="task")
     if task == "auto":
         numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
         task = "regression" if numeric else "classification"
-    check_choice(task, ("regression", "classification"), name="task")
     present = column.notna().to_numpy()
     if not present.any():
         msg = f"`obs[{target!r}]` has no values."

@@ -20,7 +20,11 @@ def first_items(items: Sequence, n: int = 5) -> str:
 
 def check_choice(value, choices: Sequence, *, name: str) -> None:
     """Raise a :class:`ValueError` naming the option `name` and its `choices` unless `value` is one of them."""
-    if value not in choices:
+    try:
+        chosen = any(value is c or value == c for c in choices)
+    except (TypeError, ValueError):  # an array or pd.NA compares ambiguously: not a choice
+        chosen = False
+    if not chosen:
         options = [repr(c) for c in choices]
         listed = options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"
         msg = f"`{name}` must be {listed}, got {value!r}."

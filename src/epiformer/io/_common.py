@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from epiformer._beta import DEFAULT_OFFSET, mvalue_to_beta
 from epiformer._constants import Key
-from epiformer._validation import check_betas, check_unique, first_items, warn_all_missing_rows
+from epiformer._validation import check_betas, check_choice, check_unique, first_items, warn_all_missing_rows
 
 Values = Literal["beta", "mvalue"]
 
@@ -41,15 +41,13 @@ def numeric_frame(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
 
 def betas_to_anndata(frame: pd.DataFrame, *, values: Values, source: str) -> AnnData:
     """Build AnnData (obs = samples, var = CpGs, float32 betas) from the output of :func:`numeric_frame`."""
+    check_choice(values, ("beta", "mvalue"), name="values")
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         msg = f"{source}: no data (found {frame.shape[0]} samples x {frame.shape[1]} CpGs)."
         raise ValueError(msg)
     X = frame.to_numpy(dtype=np.float64)
     if values == "mvalue":
         X = np.clip(mvalue_to_beta(X, DEFAULT_OFFSET), 0.0, 1.0)
-    elif values != "beta":
-        msg = f"`values` must be 'beta' or 'mvalue', got {values!r}."
-        raise ValueError(msg)
     check_betas(X, what=source)
     X = X.astype(np.float32)
     all_missing = warn_all_missing_rows(X, frame.index)

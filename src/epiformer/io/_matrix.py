@@ -12,6 +12,7 @@ from anndata import AnnData
 
 from epiformer._files import readable
 from epiformer._probe_ids import probe_like_fraction
+from epiformer._validation import check_choice
 
 from ._common import Values, betas_to_anndata, check_path, numeric_frame
 
@@ -77,6 +78,8 @@ def read_methylation_matrix(path: str | Path, *, orientation: Orientation = "aut
         For an empty file, non-numeric cells, duplicated sample or probe names, no probe-like IDs on either
         axis with ``orientation="auto"``, or values outside [0, 1] with ``values="beta"``.
     """
+    check_choice(orientation, ("auto", "cpgs_in_rows", "cpgs_in_columns"), name="orientation")
+    check_choice(values, ("beta", "mvalue"), name="values")
     path = check_path(path)
     with readable(path, what="a methylation matrix"):
         frame = _read_table(path)
@@ -91,7 +94,4 @@ def read_methylation_matrix(path: str | Path, *, orientation: Orientation = "aut
         orientation = "cpgs_in_rows" if rows >= cols else "cpgs_in_columns"
     if orientation == "cpgs_in_rows":
         frame = frame.T
-    elif orientation != "cpgs_in_columns":
-        msg = f"`orientation` must be 'auto', 'cpgs_in_rows' or 'cpgs_in_columns', got {orientation!r}."
-        raise ValueError(msg)
     return betas_to_anndata(numeric_frame(frame, source=str(path)), values=values, source=str(path))

@@ -9,7 +9,7 @@ import numpy as np
 from anndata import AnnData
 
 from epiformer._constants import Key
-from epiformer._sequence import normalize_chrom, parse_regions
+from epiformer._sequence import bin_bounds, normalize_chrom, parse_regions
 from epiformer._utils import layer_names
 from epiformer._validation import first_items
 
@@ -71,13 +71,12 @@ def tracks(
     if missing:
         msg = f"Contexts {first_items(missing)} are not in `pred.obs_names`."
         raise KeyError(msg)
-    chroms = np.array([normalize_chrom(c) for c in pred.var[Key.var.chrom].astype(str)])
-    starts = pred.var[Key.var.start].to_numpy(dtype=np.int64)
-    ends = pred.var[Key.var.end].to_numpy(dtype=np.int64)
+    chrom_names, starts, ends = bin_bounds(pred.var, "pred")
+    chroms = np.array([normalize_chrom(c) for c in chrom_names])
     if region is None:
         chrom = chroms[0]
         cols = chroms == chrom
-        label = str(pred.var[Key.var.chrom].iloc[0])
+        label = chrom_names[0]
     else:
         label, lo, hi = parse_regions(region)[0]
         chrom = normalize_chrom(label)

@@ -119,8 +119,8 @@ def finetune(
         Longest run of backbone and head together (after the head's stage), and samples per step (the authors
         used 16).
     cpgs_per_step
-        While backbone and head train together, each step reads a random subset of this many CpGs (drawn afresh
-        for every batch, as in :func:`epiformer.tl.pretrain`); validation and prediction read all of them.
+        While backbone and head train together, each step reads a random subset of this many CpGs, every CpG
+        alike, drawn afresh for every batch; validation and prediction read all of them.
         `None` (published), and always with ``head="resnet1d"``: every CpG in every step.
     lr_backbone, lr_head
         Adam learning rates of the backbone and of the head (published: 1e-4 and 1e-3).

@@ -104,7 +104,8 @@ def pretrain(
         How a step's subset is drawn: ``"sd"``, each CpG with a chance proportional to its standard deviation
         over the training samples (at least a tenth of the mean, so that no CpG goes untrained), so that the
         CpGs that vary together (a cell type's, a sex's, an age's markers) meet in the same steps often enough to
-        be learnt from each other; ``"uniform"``, every CpG alike.
+        be learnt from each other; ``"uniform"``, every CpG alike. No effect where a step reads every CpG
+        (`cpgs_per_step` `None` or not fewer than the CpGs) nor in the `warmup_epochs`.
     warmup_cpgs, warmup_epochs
         Train the first `warmup_epochs` epochs on only the `warmup_cpgs` CpGs with the largest standard deviation
         over the training samples, then on all of them (`None`, published: no warm-up).

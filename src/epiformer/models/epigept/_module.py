@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from epiformer._logging import warn
+from epiformer._validation import check_choice
 from epiformer.models._base import WeightsProvenance, history_frame
 from epiformer.models.epigept._checkpoint import load_pretrained, save_lightning, save_safetensors
 from epiformer.models.epigept._config import EpiGePTConfig
@@ -292,9 +293,7 @@ class EpiGePT(WeightsProvenance, nn.Module):
         -------
         The directory or file written.
         """
+        check_choice(format, ("safetensors", "lightning"), name="format")
         if format == "safetensors":
             return save_safetensors(self, path)
-        if format == "lightning":
-            return save_lightning(self, path)
-        msg = f"`format` must be 'safetensors' or 'lightning', got {format!r}."
-        raise ValueError(msg)
+        return save_lightning(self, path)

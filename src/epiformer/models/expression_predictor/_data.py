@@ -12,6 +12,7 @@ from scipy import sparse
 from torch.utils.data import IterableDataset
 
 from epiformer._annotations import legacy_code
+from epiformer._validation import check_choice
 
 Scaling = Literal["minmax", "standard"]
 
@@ -33,15 +34,13 @@ class ExpressionScaler:
     @classmethod
     def fit(cls, X: np.ndarray, kind: Scaling, feature_range: tuple[float, float] = (10.0, 100.0)) -> ExpressionScaler:
         """Fit on the rows of `X` (training samples x genes)."""
+        check_choice(kind, ("minmax", "standard"), name="scaling")
         if kind == "minmax":
             lo, hi = X.min(axis=0), X.max(axis=0)
             span = hi - lo
             return cls(kind, lo.astype(np.float32), np.where(span > 0, span, 1.0).astype(np.float32), feature_range)
-        if kind == "standard":
-            sd = X.std(axis=0)
-            return cls(kind, X.mean(axis=0).astype(np.float32), np.where(sd > 0, sd, 1.0).astype(np.float32))
-        msg = f"`scaling` must be 'minmax' or 'standard', got {kind!r}."
-        raise ValueError(msg)
+        sd = X.std(axis=0)
+        return cls(kind, X.mean(axis=0).astype(np.float32), np.where(sd > 0, sd, 1.0).astype(np.float32))
 
     def transform(self, X: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
         """Scale `X` (samples x genes, in the fitted gene order); columns not `present` become 0."""

@@ -149,6 +149,7 @@ class ExpressionPredictor:
                 f"{type(mdata).__name__}; build one with `mudata.MuData({{'rna': rna, 'methyl': methyl}})`."
             )
             raise TypeError(msg)
+        check_choice(scaling, ("minmax", "standard", None), name="scaling")
         unknown = set(network_kwargs) - network_options(architecture)
         if unknown:
             msg = f"Unknown options {sorted(unknown)} of the {architecture!r} network; it takes {sorted(network_options(architecture))}."

@@ -1,4 +1,4 @@
-"""Pretraining MethylGPT with Lightning: masked value modelling (MLM + MVC heads) with a fresh mask every batch."""
+"""Pretraining MethylGPT with Lightning: masked value modelling (the MLM head, and MVC as an option), a fresh mask every batch."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from epiformer._lightning import L, fit, warmup_cosine
+from epiformer._logging import warn
 from epiformer._utils import read_columns, split_rows
 from epiformer._validation import check_unique
 from epiformer.models.methylgpt._engine import ModelInputs, check_methylgpt, prepare_inputs, provenance
@@ -23,6 +24,10 @@ from epiformer.models.methylgpt._vocab import MethylGPTVocab
 
 #: Sample passes of a default run (scvi-tools' epoch heuristic: 400 epochs of 20,000 samples), and its cap.
 DEFAULT_SAMPLE_PASSES, MAX_DEFAULT_EPOCHS = 8_000_000, 400
+#: Most CpGs a subset is drawn from by weight (``torch.multinomial``'s limit on its categories).
+MAX_WEIGHTED_CPGS = 2**24
+#: Checkpoint key of the options a run was trained with, compared when it is resumed.
+RUN_OPTIONS_KEY = "epiformer_pretrain_options"
 
 
 def default_epochs(n_train: int) -> int:
@@ -111,7 +116,8 @@ class PretrainModule(L.LightningModule):
     training batches cover only the input columns `warmup_columns`; after that, with `cpgs_per_step`, each
     training batch covers a random subset of that many CpGs (drawn from the same generator). Validation always
     covers every CpG. `cpg_weights` (one per input column, or `None` for equal chances) make a CpG's chance of
-    being drawn into a subset proportional to its weight. Adam (epsilon `adam_eps`); `lr_schedule` ``"cosine"``: a warm-up over the first `lr_warmup`
+    being drawn into a subset proportional to its weight. `run_options` (the options that decide the run) are saved
+    with every checkpoint, and a resumed run given other options is warned with their names. Adam (epsilon `adam_eps`); `lr_schedule` ``"cosine"``: a warm-up over the first `lr_warmup`
     of the run and a cosine decay fitted to the run's length or time budget (:func:`epiformer._lightning.warmup_cosine`),
     ``"step"`` (published): ``StepLR(1 epoch, gamma=lr_gamma)``.
     """
@@ -137,6 +143,7 @@ class PretrainModule(L.LightningModule):
         warmup_columns: Tensor | None,
         warmup_epochs: int,
         mvc_weight: float,
+        run_options: dict[str, Any],
     ) -> None:
         super().__init__()
         self.model = model
@@ -148,6 +155,29 @@ class PretrainModule(L.LightningModule):
         self.cpg_weights = cpg_weights  # on the CPU, with the generators that draw the subsets
         self.adam_eps, self.warmup_epochs, self.mvc_weight = adam_eps, warmup_epochs, mvc_weight
         self.register_buffer("warmup_columns", warmup_columns, persistent=False)
+        self.run_options = run_options
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[RUN_OPTIONS_KEY] = dict(self.run_options)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get(RUN_OPTIONS_KEY)
+        if saved is None:
+            warn(
+                "The checkpoint resumed does not record its training options (it was written by an earlier "
+                "epiformer): the run continues with the options given now, which may differ from its own "
+                "(mvc_weight and cpg_sampling changed defaults).",
+                UserWarning,
+            )
+            return
+        changed = sorted(k for k in self.run_options.keys() | saved.keys() if saved.get(k) != self.run_options.get(k))
+        if changed:
+            listed = ", ".join(f"{k} {saved.get(k)!r} -> {self.run_options.get(k)!r}" for k in changed)
+            warn(
+                f"Resuming with {len(changed)} options other than the checkpoint's run ({listed}): the run does not "
+                "continue the one that was saved. Pass the same options to continue it exactly.",
+                UserWarning,
+            )
 
     def setup(self, stage: str) -> None:
         # heads that take no part (the classification head; the MVC head at weight 0) are frozen while training,
@@ -337,7 +367,15 @@ def pretrain(
     }
     if max_epochs is None:
         max_epochs = -1 if max_time is not None else default_epochs(len(train_rows))
-    sd = column_sd(inputs, train_rows) if warmup_cpgs is not None or cpg_sampling == "sd" else None
+    n_cpgs, per_step = len(inputs.in_data), module_options["cpgs_per_step"]
+    by_sd = cpg_sampling == "sd" and per_step is not None and per_step < n_cpgs
+    if by_sd and n_cpgs > MAX_WEIGHTED_CPGS:
+        msg = (
+            f"`cpg_sampling='sd'` draws subsets from at most {MAX_WEIGHTED_CPGS:,} CpGs and the model sees {n_cpgs:,} "
+            "in the data; pass `cpg_sampling='uniform'`."
+        )
+        raise ValueError(msg)
+    sd = column_sd(inputs, train_rows) if warmup_cpgs is not None or by_sd else None
     warmup = None if warmup_cpgs is None else torch.as_tensor(most_variable(sd, warmup_cpgs))
     module = PretrainModule(
         model,
@@ -348,7 +386,15 @@ def pretrain(
         num_workers=num_workers,
         seed=random_state,
         warmup_columns=warmup,
-        cpg_weights=sd_weights(sd) if cpg_sampling == "sd" else None,
+        cpg_weights=sd_weights(sd) if by_sd else None,
+        run_options={
+            **module_options,
+            "cpg_sampling": cpg_sampling,
+            "warmup_cpgs": warmup_cpgs,
+            "batch_size": batch_size,
+            "val_size": val_size,
+            "random_state": random_state,
+        },
         **module_options,
     )
     callbacks = []
