@@ -291,13 +291,13 @@ def test_resume_continues_exactly(cohort, tmp_path):
 
 def test_resume_with_other_options_warns(cohort, tmp_path):
     """A checkpoint records its run's options: resumed with others (or from an older file without them), it warns."""
-    ef.tl.pretrain(cohort.copy(), max_epochs=1, ckpt_dir=tmp_path, cpgs_per_step=12, **SMALL)
+    ef.tl.pretrain(cohort.copy(), max_epochs=1, ckpt_dir=tmp_path, cpgs_per_step=12, lr=np.float64(3e-3), **SMALL)
     checkpoint = tmp_path / "epoch=0.ckpt"
-    saved = torch.load(checkpoint, weights_only=True)[RUN_OPTIONS_KEY]
+    saved = torch.load(checkpoint, weights_only=True)[RUN_OPTIONS_KEY]  # plain values, a NumPy `lr` too
     assert saved["cpg_sampling"] == "sd" and saved["mvc_weight"] == 0.0 and saved["cpgs_per_step"] == 12
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ef.tl.pretrain(cohort.copy(), max_epochs=2, resume=checkpoint, cpgs_per_step=12, **SMALL)
+        ef.tl.pretrain(cohort.copy(), max_epochs=2, resume=checkpoint, cpgs_per_step=12, lr=3e-3, **SMALL)
     assert not [w for w in caught if "options" in str(w.message)]  # the same options: no warning
     with pytest.warns(UserWarning, match=r"2 options other than .*cpg_sampling 'sd' -> 'uniform', mvc_weight 0.0 -> 1"):
         ef.tl.pretrain(

@@ -158,7 +158,10 @@ class PretrainModule(L.LightningModule):
         self.run_options = run_options
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[RUN_OPTIONS_KEY] = dict(self.run_options)
+        # plain Python values, which torch's restricted unpickler reads back (NumPy scalars it refuses)
+        checkpoint[RUN_OPTIONS_KEY] = {
+            k: v.item() if isinstance(v, np.generic) else v for k, v in self.run_options.items()
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get(RUN_OPTIONS_KEY)
@@ -257,10 +260,11 @@ class PretrainModule(L.LightningModule):
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, eps=self.adam_eps)
+        # Python floats: the optimiser's state goes into checkpoints, which a resume reads back without NumPy types
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=float(self.lr), eps=float(self.adam_eps))
         if self.lr_schedule == "cosine":
-            return warmup_cosine(self, optimizer, warmup=self.lr_warmup)
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=self.lr_gamma)
+            return warmup_cosine(self, optimizer, warmup=float(self.lr_warmup))
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=float(self.lr_gamma))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
 
