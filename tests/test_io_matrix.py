@@ -62,6 +62,8 @@ def test_options_are_checked_before_the_file_is_read(tmp_path):
         ef.io.read_methylation_matrix(tmp_path / "absent.csv", orientation="rows")
     with pytest.raises(ValueError, match="`values` must be 'beta' or 'mvalue', got 'm'"):
         ef.io.read_methylation_matrix(tmp_path / "absent.csv", values="m")
+    with pytest.raises(ValueError, match="`values` must be 'beta' or 'mvalue', got 'm'"):
+        ef.io.read_geo_series_matrix(tmp_path / "absent_series_matrix.txt", values="m")
 
 
 def test_empty_file(tmp_path):

@@ -374,11 +374,13 @@ def test_bin_coordinates_are_checked(pred, tmp_path):
         ef.tl.evaluate_epigenome(pred.copy(), tracks=no_end)
     fractional = adata.copy()
     fractional.var[Key.var.start] = fractional.var[Key.var.start] + 0.5  # not truncated to a base
-    with pytest.raises(ValueError, match=r"`data.var\['start'\]` must hold whole positions"):
+    with pytest.raises(ValueError, match="`start` of `data.var` must hold whole positions"):
         ef.io.write_bedgraph(fractional, tmp_path)
     before_one = adata.copy()
     before_one.var[Key.var.start] = [0, 129, 257]
-    with pytest.raises(ValueError, match="1 bins of `data` are empty or start before position 1"):
+    with pytest.raises(
+        ValueError, match="1 regions of `data.var` are empty or start before position 1: 'chr22:0-20000128'"
+    ):
         ef.io.write_bigwig(before_one, tmp_path)
     assert list(tmp_path.iterdir()) == []
 

@@ -271,6 +271,23 @@ def test_backed_file_gives_the_same_first_epoch(cohort, tmp_path):
     np.testing.assert_allclose(_losses(streamed), _losses(in_memory), rtol=1e-6)
 
 
+def test_sd_pass_only_where_subsets_use_it(cohort, monkeypatch):
+    """The sd over the training rows is read only for sd-drawn subsets; panels past the weighted draw are refused."""
+    from epiformer.models.methylgpt import _pretraining
+
+    passes = []
+    monkeypatch.setattr(_pretraining, "column_sd", lambda *a: passes.append(1) or column_sd(*a))
+    for per_step in (None, 48):  # every CpG in every step: no sd pass
+        ef.tl.pretrain(cohort.copy(), max_epochs=1, cpgs_per_step=per_step, **SMALL)
+    assert passes == []
+    ef.tl.pretrain(cohort.copy(), max_epochs=1, cpgs_per_step=12, **SMALL)
+    assert passes == [1]
+    monkeypatch.setattr(_pretraining, "MAX_WEIGHTED_CPGS", 40)
+    with pytest.raises(ValueError, match="at most 40 CpGs and the model sees 48 .* `cpg_sampling='uniform'`"):
+        ef.tl.pretrain(cohort.copy(), max_epochs=1, cpgs_per_step=12, **SMALL)
+    ef.tl.pretrain(cohort.copy(), max_epochs=1, cpgs_per_step=12, cpg_sampling="uniform", **SMALL)
+
+
 def test_resume_continues_exactly(cohort, tmp_path):
     """Also the CpG subsets (drawn by sd, the default) repeat: 12 of the 48 CpGs per step."""
     full = ef.tl.pretrain(cohort.copy(), max_epochs=3, ckpt_dir=tmp_path / "a", cpgs_per_step=12, **SMALL)

@@ -92,12 +92,14 @@ def test_table_without_coordinates_is_refused():
         parse_regions(_frame(0, 128, coordinates="bed"))
     with pytest.raises(ValueError, match="`coordinates` must be"):
         parse_regions(_frame(0, 128), coordinates="0")
-    with pytest.raises(ValueError, match="start before position 1"):
+    with pytest.raises(
+        ValueError, match=r"1 regions of the regions table .* position 1: 'chr22:0-128' \(read as 1-based"
+    ):
         parse_regions(_frame(0, 128), coordinates="1-based")
     with pytest.raises(ValueError, match="lacks columns"):
         parse_regions(pd.DataFrame({"chrom": ["chr22"], "begin": [1], "end": [2]}), coordinates="1-based")
     for start in (1.5, np.nan):  # a fractional or missing position is refused, never truncated to a base
-        with pytest.raises(ValueError, match="`start` must hold whole positions"):
+        with pytest.raises(ValueError, match="`start` of the regions table must hold whole positions"):
             parse_regions(_frame(start, 128), coordinates="1-based")
     assert parse_regions(_frame(0.0, 128), coordinates="0-based") == FIRST  # whole floats are positions
 

@@ -164,7 +164,7 @@ def frame_convention(frame: pd.DataFrame, coordinates: str | None) -> str:
 
 def whole_positions(values: pd.Series, what: str) -> np.ndarray:
     """`values` as int64 positions; a fractional, missing, infinite or non-numeric one raises, naming `what`."""
-    if pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values):
+    if pd.api.types.is_integer_dtype(values) and not values.hasnans:
         return values.to_numpy(np.int64)
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
     if not np.isfinite(numbers).all() or (numbers != np.round(numbers)).any():
@@ -173,53 +173,49 @@ def whole_positions(values: pd.Series, what: str) -> np.ndarray:
     return numbers.astype(np.int64)
 
 
-def bin_bounds(var: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Chromosome names (str), starts and ends (int64, 1-based, inclusive) of the bins described by `var`, checked.
+def _require_columns(frame: pd.DataFrame, what: str) -> None:
+    missing = [c for c in (Key.var.chrom, Key.var.start, Key.var.end) if c not in frame.columns]
+    if missing:
+        msg = f"{what} lacks columns {missing}; it needs chrom, start, end."
+        raise ValueError(msg)
 
-    `what` names the object whose `var` it is in the messages (``"data"`` for ``data.var``). Missing columns,
-    positions that are not whole numbers, and bins that are empty or start before position 1 raise a
+
+def bin_bounds(
+    frame: pd.DataFrame, what: str, *, convention: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Chromosome names (str), starts and ends (int64, 1-based, inclusive) of the regions in `frame`, checked.
+
+    `what` names `frame` in the messages (``"`data.var`"``). `convention` is how a user's table counts
+    (``"0-based"`` starts are shifted to 1-based); `None` for bins epiformer made, which are 1-based. Missing
+    columns, positions that are not whole numbers, and regions that are empty or start before position 1 raise a
     :class:`ValueError`.
     """
-    missing = [c for c in (Key.var.chrom, Key.var.start, Key.var.end) if c not in var.columns]
-    if missing:
-        msg = f"`{what}.var` lacks columns {missing}; it needs each bin's chrom, start, end (1-based, inclusive)."
-        raise ValueError(msg)
-    starts, ends = (whole_positions(var[c], f"`{what}.var['{c}']`") for c in (Key.var.start, Key.var.end))
+    _require_columns(frame, what)
+    starts, ends = (whole_positions(frame[c], f"`{c}` of {what}") for c in (Key.var.start, Key.var.end))
+    if convention == "0-based":
+        starts = starts + 1
+    chroms = frame[Key.var.chrom].astype(str).to_numpy()
     bad = (starts < 1) | (ends < starts)
     if bad.any():
-        msg = (
-            f"{int(bad.sum())} bins of `{what}` are empty or start before position 1: "
-            f"{first_items(list(var.index[bad]))}."
-        )
-        raise ValueError(msg)
-    return var[Key.var.chrom].astype(str).to_numpy(), starts, ends
+        shown = [f"{c}:{s}-{e}" for c, s, e in zip(chroms[bad], starts[bad], ends[bad], strict=True)]
+        msg = f"{int(bad.sum())} regions of {what} are empty or start before position 1: {first_items(shown)}"
+        if convention is not None:
+            msg += f" (read as {convention}; pass `coordinates=` if the table counts the other way)"
+        raise ValueError(msg + ".")
+    return chroms, starts, ends
 
 
 def region_table(table: pd.DataFrame, coordinates: str | None) -> tuple[pd.DataFrame, str]:
     """A checked copy of a chrom / start / end table in 1-based, inclusive coordinates, and how it counted.
 
-    The convention is `coordinates` or the table's ``attrs["coordinates"]`` (see :func:`frame_convention`);
-    `start` and `end` must be whole positions, none missing, every region at least one base from position 1 on.
+    The convention is `coordinates` or the table's ``attrs["coordinates"]`` (see :func:`frame_convention`); the
+    positions are checked by :func:`bin_bounds`.
     """
-    missing = [c for c in (Key.var.chrom, Key.var.start, Key.var.end) if c not in table.columns]
-    if missing:
-        msg = f"The regions table lacks columns {missing}; it needs chrom, start, end."
-        raise ValueError(msg)
+    _require_columns(table, "The regions table")
     convention = frame_convention(table, coordinates)
-    out = table.reset_index(drop=True).copy()
-    for column in (Key.var.start, Key.var.end):
-        out[column] = whole_positions(out[column], f"The regions table's `{column}`")
-    if convention == "0-based":
-        out[Key.var.start] += 1
-    bad = (out[Key.var.start] < 1) | (out[Key.var.end] < out[Key.var.start])
-    if bad.any():
-        shown = [f"{c}:{s}-{e}" for c, s, e in out.loc[bad, [Key.var.chrom, Key.var.start, Key.var.end]].to_numpy()]
-        msg = (
-            f"{int(bad.sum())} regions start before position 1 or end before they start: {first_items(shown)}. "
-            f"(read as {convention}; pass `coordinates=` if the table counts the other way)."
-        )
-        raise ValueError(msg)
-    out[Key.var.chrom] = out[Key.var.chrom].astype(str)
+    chroms, starts, ends = bin_bounds(table, "the regions table", convention=convention)
+    out = table.reset_index(drop=True)
+    out[Key.var.chrom], out[Key.var.start], out[Key.var.end] = chroms, starts, ends
     return out, convention
 
 

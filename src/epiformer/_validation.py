@@ -21,7 +21,7 @@ def first_items(items: Sequence, n: int = 5) -> str:
 def check_choice(value, choices: Sequence, *, name: str) -> None:
     """Raise a :class:`ValueError` naming the option `name` and its `choices` unless `value` is one of them."""
     try:
-        chosen = any(value is c or value == c for c in choices)
+        chosen = value in choices
     except (TypeError, ValueError):  # an array or pd.NA compares ambiguously: not a choice
         chosen = False
     if not chosen:

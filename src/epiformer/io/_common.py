@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from epiformer._beta import DEFAULT_OFFSET, mvalue_to_beta
 from epiformer._constants import Key
-from epiformer._validation import check_betas, check_choice, check_unique, first_items, warn_all_missing_rows
+from epiformer._validation import check_betas, check_unique, first_items, warn_all_missing_rows
 
 Values = Literal["beta", "mvalue"]
 
@@ -41,7 +41,6 @@ def numeric_frame(frame: pd.DataFrame, *, source: str) -> pd.DataFrame:
 
 def betas_to_anndata(frame: pd.DataFrame, *, values: Values, source: str) -> AnnData:
     """Build AnnData (obs = samples, var = CpGs, float32 betas) from the output of :func:`numeric_frame`."""
-    check_choice(values, ("beta", "mvalue"), name="values")
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         msg = f"{source}: no data (found {frame.shape[0]} samples x {frame.shape[1]} CpGs)."
         raise ValueError(msg)

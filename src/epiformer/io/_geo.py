@@ -7,6 +7,7 @@ import gzip
 import io
 from collections import defaultdict
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from anndata import AnnData
 
 from epiformer._constants import Key
 from epiformer._files import readable
+from epiformer._validation import check_choice
 
 from ._common import Values, betas_to_anndata, check_path, numeric_frame
 
@@ -84,6 +86,7 @@ def read_geo_series_matrix(path: str | Path, *, values: Values = "beta") -> AnnD
     value parses as a number and categorical otherwise, and one column per other ``!Sample_*`` field
     (``!Sample_title`` -> `title`). The ``!Series_*`` fields are in `uns['geo_series']`.
     """
+    check_choice(values, get_args(Values), name="values")
     path = check_path(path)
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     header: list[list[str]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import pandas as pd
 from anndata import AnnData
@@ -78,8 +78,8 @@ def read_methylation_matrix(path: str | Path, *, orientation: Orientation = "aut
         For an empty file, non-numeric cells, duplicated sample or probe names, no probe-like IDs on either
         axis with ``orientation="auto"``, or values outside [0, 1] with ``values="beta"``.
     """
-    check_choice(orientation, ("auto", "cpgs_in_rows", "cpgs_in_columns"), name="orientation")
-    check_choice(values, ("beta", "mvalue"), name="values")
+    check_choice(orientation, get_args(Orientation), name="orientation")
+    check_choice(values, get_args(Values), name="values")
     path = check_path(path)
     with readable(path, what="a methylation matrix"):
         frame = _read_table(path)

@@ -83,7 +83,7 @@ class _Layout:
     """The bins of `data` in file order: chromosome names as written, 0-based starts, ends, and the header."""
 
     def __init__(self, var: pd.DataFrame, chrom_sizes: Mapping[str, int] | PathLike | None) -> None:
-        chroms, starts, ends = bin_bounds(var, "data")
+        chroms, starts, ends = bin_bounds(var, "`data.var`")
         if chrom_sizes is None:
             names = sorted(pd.unique(chroms), key=_chrom_order)
             sizes = {c: int(ends[chroms == c].max()) for c in names}

@@ -71,7 +71,7 @@ def tracks(
     if missing:
         msg = f"Contexts {first_items(missing)} are not in `pred.obs_names`."
         raise KeyError(msg)
-    chrom_names, starts, ends = bin_bounds(pred.var, "pred")
+    chrom_names, starts, ends = bin_bounds(pred.var, "`pred.var`")
     chroms = np.array([normalize_chrom(c) for c in chrom_names])
     if region is None:
         chrom = chroms[0]

@@ -19,7 +19,7 @@ from epiformer.io import read_bigwig
 
 
 def _bin_keys(var: pd.DataFrame, what: str) -> pd.Index:
-    chroms, starts, ends = bin_bounds(var, what)
+    chroms, starts, ends = bin_bounds(var, f"`{what}.var`")
     return pd.Index([f"{normalize_chrom(c)}:{s}-{e}" for c, s, e in zip(chroms, starts, ends, strict=True)])
 
 

@@ -100,7 +100,7 @@ class EpiGePTModule(L.LightningModule):
 
 def track_windows(tracks: AnnData, bin_size: int, n_bins: int) -> tuple[list[tuple[str, int]], np.ndarray, np.ndarray]:
     """Model windows covering the bins of `tracks`: (chrom, first bin) of each, and each bin's window and offset."""
-    names, starts, ends = bin_bounds(tracks.var, "tracks")
+    names, starts, ends = bin_bounds(tracks.var, "`tracks.var`")
     if ((starts - 1) % bin_size).any() or (ends - starts + 1 != bin_size).any():
         msg = (
             f"`tracks` bins must lie on the model's {bin_size}-bp grid: start = {bin_size} k + 1, end = start + "

@@ -155,13 +155,11 @@ class PretrainModule(L.LightningModule):
         self.cpg_weights = cpg_weights  # on the CPU, with the generators that draw the subsets
         self.adam_eps, self.warmup_epochs, self.mvc_weight = adam_eps, warmup_epochs, mvc_weight
         self.register_buffer("warmup_columns", warmup_columns, persistent=False)
-        self.run_options = run_options
+        # plain Python values, which torch's restricted unpickler reads back from a checkpoint (NumPy scalars it refuses)
+        self.run_options = {k: v.item() if isinstance(v, np.generic) else v for k, v in run_options.items()}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # plain Python values, which torch's restricted unpickler reads back (NumPy scalars it refuses)
-        checkpoint[RUN_OPTIONS_KEY] = {
-            k: v.item() if isinstance(v, np.generic) else v for k, v in self.run_options.items()
-        }
+        checkpoint[RUN_OPTIONS_KEY] = self.run_options
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get(RUN_OPTIONS_KEY)
@@ -381,6 +379,14 @@ def pretrain(
         raise ValueError(msg)
     sd = column_sd(inputs, train_rows) if warmup_cpgs is not None or by_sd else None
     warmup = None if warmup_cpgs is None else torch.as_tensor(most_variable(sd, warmup_cpgs))
+    run_options = {
+        **module_options,
+        "warmup_cpgs": warmup_cpgs,
+        "cpg_sampling": cpg_sampling,
+        "batch_size": batch_size,
+        "val_size": val_size,
+        "random_state": random_state,
+    }
     module = PretrainModule(
         model,
         inputs.cpg_ids(model),
@@ -391,14 +397,7 @@ def pretrain(
         seed=random_state,
         warmup_columns=warmup,
         cpg_weights=sd_weights(sd) if by_sd else None,
-        run_options={
-            **module_options,
-            "cpg_sampling": cpg_sampling,
-            "warmup_cpgs": warmup_cpgs,
-            "batch_size": batch_size,
-            "val_size": val_size,
-            "random_state": random_state,
-        },
+        run_options=run_options,
         **module_options,
     )
     callbacks = []
@@ -421,12 +420,7 @@ def pretrain(
     return provenance(
         model,
         inputs,
-        **module_options,
-        warmup_cpgs=warmup_cpgs,
-        cpg_sampling=cpg_sampling,
-        batch_size=batch_size,
-        val_size=val_size,
-        random_state=random_state,
+        **run_options,
         n_train=len(train_rows),
         n_val=len(val_rows),
         max_epochs=max_epochs,
