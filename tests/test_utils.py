@@ -42,6 +42,6 @@ def test_check_choice_names_the_option_and_its_choices():
 def test_whole_positions_refuse_what_is_not_a_base():
     np.testing.assert_array_equal(whole_positions(pd.Series([1, 2**60]), "x"), [1, 2**60])  # integers as they are
     np.testing.assert_array_equal(whole_positions(pd.Series([1.0, 128.0]), "x"), [1, 128])
-    for bad in ([1.5], [np.nan], [np.inf], ["one"]):
+    for bad in (pd.Series([1.5]), pd.Series([np.nan]), pd.Series([np.inf]), pd.Series(["one"]), pd.array([1, None])):
         with pytest.raises(ValueError, match="`start` must hold whole positions"):
             whole_positions(pd.Series(bad), "`start`")
