@@ -166,7 +166,7 @@ def whole_positions(values: pd.Series, what: str) -> np.ndarray:
     """`values` as int64 positions; a fractional, missing, infinite or non-numeric one raises, naming `what`."""
     if pd.api.types.is_integer_dtype(values) and not values.hasnans:
         return values.to_numpy(np.int64)
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64, na_value=np.nan)
     if not np.isfinite(numbers).all() or (numbers != np.round(numbers)).any():
         msg = f"{what} must hold whole positions, with none missing."
         raise ValueError(msg)
